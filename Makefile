@@ -1,0 +1,65 @@
+# Two commands on a fresh machine: `make run` and `make test`. Everything they need is set up here.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export LAKEHOUSE_HOME ?= $(CURDIR)/.lakehouse
+export LAKEHOUSE_JARS_DIR ?= $(CURDIR)/.cache/jars
+DOMINICKS := $(LAKEHOUSE_HOME)/deliveries/dominicks
+TOOLS := .cache/tools-venv
+
+.PHONY: setup venv jars data run test check bench clean help
+help:
+	@echo "make run    set up everything, then ingest Dominick's deliveries and build every week"
+	@echo "make test   set up everything, then run the tests"
+	@echo "make check  ruff, mypy, data contract lint"
+	@echo "make bench  medallion benchmark (writes bench/RESULTS.md figures to stdout)"
+
+setup: venv jars data
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	@command -v java >/dev/null || { echo "Java not found: install OpenJDK 17 (apt-get install -y openjdk-17-jdk-headless)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip uv
+	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'
+	touch $@
+
+jars: $(LAKEHOUSE_JARS_DIR)/delta-spark_2.13-4.0.1.jar
+$(LAKEHOUSE_JARS_DIR)/delta-spark_2.13-4.0.1.jar:
+	scripts/fetch_jars.sh $(LAKEHOUSE_JARS_DIR)
+
+data: $(DOMINICKS)/.complete
+$(DOMINICKS)/.complete: | venv
+	$(BIN)/lakehouse sample-data dominicks --out $(DOMINICKS)
+	touch $@
+
+run: setup
+	$(BIN)/lakehouse ingest --kind outlets --source $(DOMINICKS)/outlets
+	$(BIN)/lakehouse ingest --kind products --source $(DOMINICKS)/products
+	$(BIN)/lakehouse ingest --kind sales --source $(DOMINICKS)/sales/week=*
+	$(BIN)/lakehouse build --from 1990-06-11 --to 1992-10-05
+	$(BIN)/lakehouse tables
+	$(BIN)/lakehouse quarantine
+
+test: setup
+	$(BIN)/pytest -q
+
+$(TOOLS)/.installed:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install -q --upgrade pip uv
+	$(TOOLS)/bin/uv pip install -q --python $(TOOLS)/bin/python "datacontract-cli==1.2.8"
+	touch $@
+
+check: venv $(TOOLS)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	for f in contracts/*.yaml; do $(TOOLS)/bin/datacontract lint "$$f" >/dev/null || { $(TOOLS)/bin/datacontract lint "$$f"; exit 1; }; done
+	@echo "check: ok"
+
+bench: setup
+	$(BIN)/python -m bench.medallion
+
+clean:
+	rm -rf $(LAKEHOUSE_HOME) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,196 @@
+"""Ingest raw deliveries into bronze: as delivered plus metadata, schema evolving, idempotent per delivery."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import reduce
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lakehouse import delta_io
+from lakehouse.bronze import type_conflicts, with_contract_types, with_ingest_metadata
+from lakehouse.catalog import BRONZE_BY_KIND, BRONZE_FILES, Table
+from lakehouse.config import Settings, load_settings
+from lakehouse.contracts import Contract, load_contract
+from lakehouse.deliveries import DeliveredFile, DeliveryError, ReadResult, batch_id, list_delivery, read_files
+from lakehouse.runtime import Progress, UsageError, run_main, utc_now
+from lakehouse.schema import select_contract
+from lakehouse.spark import get_spark
+
+
+@dataclass
+class IngestResult:
+    """What one delivery did to bronze."""
+
+    source: str
+    files: list[DeliveredFile]
+    batch: str = ""
+    skipped: bool = False
+    rows: int = 0
+    rejected: dict[str, str] = field(default_factory=dict)
+
+
+def ingested_batches(spark: SparkSession, settings: Settings, batches: list[str]) -> set[str]:
+    """Which of these batch ids the ledger already holds (a small, bounded collect)."""
+    if not delta_io.exists(spark, BRONZE_FILES, settings):
+        return set()
+    ledger = delta_io.read(spark, BRONZE_FILES, settings).filter(F.col("_batch_id").isin(batches))
+    return {r["_batch_id"] for r in ledger.select("_batch_id").distinct().collect()}
+
+
+def ingest_deliveries(
+    spark: SparkSession, settings: Settings, sources: list[str], kind: str, ingested_at: datetime
+) -> list[IngestResult]:
+    """Land new deliveries in bronze in one atomic append; deliveries already in the ledger are skipped.
+
+    Each delivery is its own batch. A type conflict refuses the command before anything is written.
+    """
+    table = BRONZE_BY_KIND[kind]
+    contract = load_contract(table.contract)
+    results = [IngestResult(source=s, files=list_delivery(spark, s)) for s in sources]
+    for r in results:
+        r.batch = batch_id(kind, r.files)
+    seen = ingested_batches(spark, settings, [r.batch for r in results])
+    new = []
+    for r in results:  # a delivery named twice on one command line is ingested once
+        r.skipped = r.batch in seen
+        if not r.skipped:
+            seen.add(r.batch)
+            new.append(r)
+    if not new:
+        return results
+    delivery_of = {f.path: r for r in new for f in r.files}
+    read = read_files(spark, [f for r in new for f in r.files], contract)
+    for path, error in read.rejected.items():
+        delivery_of[path].rejected[path] = error
+    # Delta skips a commit whose (txnAppId, txnVersion) it has seen: a retry after a crash between the
+    # two appends below does not land the rows twice.
+    txn = hashlib.sha256("|".join(r.batch for r in new).encode()).hexdigest()[:16]
+    counts: dict[str, int] = {}
+    if read.frames:
+        rows_df = _bronze_rows(spark, table, settings, contract, read, delivery_of, ingested_at)
+        delta_io.append_once(rows_df, table, settings, txn_app_id=f"ingest-{txn}")
+        written = delta_io.read(spark, table, settings).filter(F.col("_batch_id").isin([r.batch for r in new]))
+        counts = {path: n for (path,), n in delta_io.count_by(written, "_source_file").items()}
+        for r in new:
+            r.rows = sum(counts.get(f.path, 0) for f in r.files)
+    ledger_df = _ledger_df(spark, new, kind, counts, ingested_at)
+    delta_io.append_once(ledger_df, BRONZE_FILES, settings, txn_app_id=f"ledger-{txn}")
+    return results
+
+
+def _bronze_rows(
+    spark: SparkSession,
+    table: Table,
+    settings: Settings,
+    contract: Contract,
+    read: ReadResult,
+    delivery_of: dict[str, IngestResult],
+    ingested_at: datetime,
+) -> DataFrame:
+    """Typed rows of all frames with their batch ids; a type conflict with the table refuses everything."""
+    schema = delta_io.read(spark, table, settings).schema if delta_io.exists(spark, table, settings) else None
+    typed = []
+    for paths, df in read.frames:
+        label = ", ".join(sorted({delivery_of[p].source for p in paths}))
+        rows_df = with_contract_types(df, contract, label)
+        conflicts = type_conflicts(rows_df, schema) if schema is not None else []
+        if conflicts:
+            raise DeliveryError(f"delivery {label} refused for {table.name}: {'; '.join(conflicts)}")
+        schema = _merged(schema, rows_df.schema)
+        typed.append(rows_df)
+    combined = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), typed)
+    batch_of_file = spark.createDataFrame(
+        [(path, r.batch) for path, r in delivery_of.items()], "_source_file string, _batch string"
+    )
+    combined = (
+        combined.join(F.broadcast(batch_of_file), on="_source_file", how="left")
+        .transform(lambda df: with_ingest_metadata(df, F.col("_batch"), ingested_at))
+        .drop("_batch")
+    )
+    extras = tuple(c for c in combined.columns if c not in contract.column_names)
+    return select_contract(combined, contract, extra=extras)
+
+
+def _merged(schema: T.StructType | None, other: T.StructType) -> T.StructType:
+    fields = {f.name: f for f in (schema.fields if schema else [])}
+    for f in other.fields:
+        fields.setdefault(f.name, f)
+    return T.StructType(list(fields.values()))
+
+
+def _ledger_df(
+    spark: SparkSession, results: list[IngestResult], kind: str, counts: dict[str, int], ingested_at: datetime
+) -> DataFrame:
+    rows = [
+        (
+            r.batch,
+            kind,
+            r.source,
+            f.path,
+            f.file_format,
+            f.size,
+            "rejected" if f.path in r.rejected else "ingested",
+            r.rejected.get(f.path),
+            None if f.path in r.rejected else counts.get(f.path, 0),
+            ingested_at,
+        )
+        for r in results
+        for f in r.files
+    ]
+    return select_contract(
+        spark.createDataFrame(
+            rows,
+            schema=(
+                "_batch_id string, kind string, delivery string, _source_file string, file_format string, "
+                "size_bytes bigint, status string, error string, rows bigint, _ingested_at timestamp"
+            ),
+        ),
+        load_contract(BRONZE_FILES.contract),
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--source",
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="delivery folder(s): local path or s3a:// URI, CSV/JSONL/Parquet files inside",
+    )
+    parser.add_argument("--kind", choices=sorted(BRONZE_BY_KIND), default="sales", help="what the delivery holds")
+
+
+def run(args: argparse.Namespace) -> int:
+    missing = [s for s in args.source if "://" not in s and not os.path.exists(s)]
+    if missing:
+        raise UsageError(f"--source {missing[0]} does not exist")
+    settings = load_settings()
+    progress = Progress("ingest")
+    spark = get_spark("lakehouse-ingest", settings)
+    results = ingest_deliveries(spark, settings, args.source, args.kind, utc_now())
+    for i, r in enumerate(results, start=1):
+        state = "already ingested, skipped" if r.skipped else f"{r.rows} rows from {len(r.files)} file(s)"
+        progress(f"{i}/{len(results)} {args.kind} {r.source} batch={r.batch}: {state}")
+        for path, error in r.rejected.items():
+            progress(f"  WARNING rejected file {path}: {error}")
+    rejected = sum(len(r.rejected) for r in results)
+    progress(
+        f"done: {sum(r.rows for r in results)} rows into {BRONZE_BY_KIND[args.kind].name}, {rejected} file(s) rejected"
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_main("ingest", add_arguments, run, argv, __doc__ or "")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

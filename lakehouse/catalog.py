@@ -1,0 +1,62 @@
+"""The table catalogue: every Delta table's layer, location, partitioning and contract, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lakehouse.config import Settings
+
+
+@dataclass(frozen=True)
+class Table:
+    """A Delta table of the lakehouse."""
+
+    name: str
+    layer: str
+    partition_by: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def contract(self) -> str:
+        """Contracts are named after their table: `contracts/<name>.yaml`."""
+        return self.name
+
+    def path(self, settings: Settings) -> str:
+        return f"{settings.warehouse.rstrip('/')}/{self.layer}/{self.name}"
+
+
+BRONZE_SALES = Table("bronze_sales", "bronze", description="POS sales records as delivered")
+BRONZE_OUTLETS = Table("bronze_outlets", "bronze", description="outlet reference records as delivered")
+BRONZE_PRODUCTS = Table("bronze_products", "bronze", description="product reference records as delivered")
+BRONZE_FILES = Table("bronze_files", "bronze", description="ingest ledger: one row per delivered file")
+SILVER_SALES = Table("silver_sales", "silver", ("week_start",), "typed, valid, deduplicated sales")
+SILVER_OUTLETS = Table("silver_outlets", "silver", description="current outlet attributes")
+SILVER_PRODUCTS = Table("silver_products", "silver", description="current product attributes")
+QUARANTINE = Table("silver_quarantine", "silver", ("table_name",), "rejected rows with a reason")
+CONSERVATION = Table("silver_conservation", "silver", description="row accounting per week")
+GOLD_SALES_WEEKLY = Table("gold_sales_weekly", "gold", ("week_start",), "outlet x product x week facts")
+GOLD_FEATURES = Table("gold_features", "gold", ("week_start",), "point-in-time features and labels")
+
+TABLES: tuple[Table, ...] = (
+    BRONZE_SALES,
+    BRONZE_OUTLETS,
+    BRONZE_PRODUCTS,
+    BRONZE_FILES,
+    SILVER_SALES,
+    SILVER_OUTLETS,
+    SILVER_PRODUCTS,
+    QUARANTINE,
+    CONSERVATION,
+    GOLD_SALES_WEEKLY,
+    GOLD_FEATURES,
+)
+
+BRONZE_BY_KIND = {"sales": BRONZE_SALES, "outlets": BRONZE_OUTLETS, "products": BRONZE_PRODUCTS}
+
+
+def by_name(name: str) -> Table:
+    """Look a table up by name; unknown names list the known ones."""
+    for table in TABLES:
+        if table.name == name:
+            return table
+    raise KeyError(f"unknown table {name!r}; known: {', '.join(t.name for t in TABLES)}")

@@ -1,0 +1,48 @@
+"""Settings from the environment; light enough for DAG files to import (no pyspark here)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where state lives and how Spark is reached; every field has an embedded default."""
+
+    home: Path
+    spark_master: str
+    jars_dir: Path
+    contracts_dir: Path
+    data_dir: Path
+    warehouse: str
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.home / "mlflow"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Read `LAKEHOUSE_*` variables, falling back to a local, single-machine layout."""
+    env = dict(os.environ) if env is None else env
+    home = Path(env.get("LAKEHOUSE_HOME", REPO_ROOT / ".lakehouse")).resolve()
+    return Settings(
+        home=home,
+        spark_master=env.get("LAKEHOUSE_SPARK_MASTER", "local[*]"),
+        jars_dir=Path(env.get("LAKEHOUSE_JARS_DIR", REPO_ROOT / ".cache" / "jars")).resolve(),
+        contracts_dir=Path(env.get("LAKEHOUSE_CONTRACTS_DIR", REPO_ROOT / "contracts")).resolve(),
+        data_dir=Path(env.get("LAKEHOUSE_DATA_DIR", home / "deliveries")).resolve(),
+        # The warehouse may be an object store (s3a://bucket/prefix); it is kept as a string URI.
+        warehouse=env.get("LAKEHOUSE_WAREHOUSE", str(home / "warehouse")),
+    )

@@ -1,0 +1,104 @@
+"""Delta Lake reads and the three kinds of write the platform does: idempotent append, replace, overwrite."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lakehouse.catalog import Table
+from lakehouse.config import Settings
+
+
+def exists(spark: SparkSession, table: Table, settings: Settings) -> bool:
+    return DeltaTable.isDeltaTable(spark, table.path(settings))
+
+
+def read(spark: SparkSession, table: Table, settings: Settings, version: int | None = None) -> DataFrame:
+    """Read a table (optionally as of a version); a clear error if it was never written."""
+    if not exists(spark, table, settings):
+        raise FileNotFoundError(
+            f"table {table.name} does not exist yet at {table.path(settings)}; "
+            "run `lakehouse ingest` and `lakehouse build` first"
+        )
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.load(table.path(settings))
+
+
+def read_or_empty(spark: SparkSession, table: Table, settings: Settings, schema: T.StructType) -> DataFrame:
+    """Read a table, or an empty frame of `schema` when it does not exist yet."""
+    if exists(spark, table, settings):
+        return read(spark, table, settings)
+    return spark.createDataFrame([], schema)
+
+
+def append_once(df: DataFrame, table: Table, settings: Settings, txn_app_id: str) -> None:
+    """Append with schema evolution; a second append with the same `txn_app_id` is skipped by Delta."""
+    (
+        df.write.format("delta")
+        .mode("append")
+        .option("mergeSchema", "true")
+        .option("txnAppId", txn_app_id)
+        .option("txnVersion", 0)
+        .partitionBy(*table.partition_by)
+        .save(table.path(settings))
+    )
+
+
+def replace_where(df: DataFrame, table: Table, settings: Settings, predicate: str) -> None:
+    """Atomically replace the rows matching `predicate` with `df` (which must match it too).
+
+    New columns evolve the schema, so a contract that adds a column takes effect on the next rebuild.
+    """
+    (
+        df.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", predicate)
+        .option("mergeSchema", "true")
+        .partitionBy(*table.partition_by)
+        .save(table.path(settings))
+    )
+
+
+def overwrite(df: DataFrame, table: Table, settings: Settings) -> None:
+    """Replace the whole table, schema included (small reference tables rebuilt from bronze)."""
+    (
+        df.write.format("delta")
+        .mode("overwrite")
+        .option("overwriteSchema", "true")
+        .partitionBy(*table.partition_by)
+        .save(table.path(settings))
+    )
+
+
+def week_predicate(ranges: list[tuple[date, date]], column: str = "week_start") -> str:
+    """SQL predicate selecting the weeks of the given inclusive date ranges."""
+    return " OR ".join(f"({column} >= '{lo.isoformat()}' AND {column} <= '{hi.isoformat()}')" for lo, hi in ranges)
+
+
+def describe(spark: SparkSession, table: Table, settings: Settings) -> dict[str, object]:
+    """Layer, path, Delta version, row count, columns and last write of a table (for `lakehouse tables`)."""
+    info: dict[str, object] = {"table": table.name, "layer": table.layer, "path": table.path(settings)}
+    if not exists(spark, table, settings):
+        return {**info, "version": None, "rows": 0, "columns": [], "last_write": None}
+    delta_table = DeltaTable.forPath(spark, table.path(settings))
+    last = delta_table.history(1).select("version", "timestamp", "operation").first()
+    df = delta_table.toDF()
+    assert last is not None
+    return {
+        **info,
+        "version": last["version"],
+        "rows": df.count(),
+        "columns": df.columns,
+        "last_write": f"{last['timestamp'].isoformat(timespec='seconds')} {last['operation']}",
+    }
+
+
+def count_by(df: DataFrame, *columns: str) -> dict[tuple, int]:
+    """Small group counts to the driver (bounded by the number of groups, not rows)."""
+    return {tuple(r[c] for c in columns): r["n"] for r in df.groupBy(*columns).agg(F.count("*").alias("n")).collect()}

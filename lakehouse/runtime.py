@@ -1,0 +1,94 @@
+"""Plumbing shared by the jobs: argument types, progress lines and the error-to-exit-code mapping."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timedelta
+
+from lakehouse.contracts import ContractError
+from lakehouse.deliveries import DeliveryError
+
+
+class UsageError(ValueError):
+    """A bad argument or path: one line on stderr, exit code 2."""
+
+
+class DataError(RuntimeError):
+    """The data broke an invariant (conservation, coverage): the job fails with counts, exit code 1."""
+
+
+def iso_date(text: str) -> date:
+    """argparse type for YYYY-MM-DD."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def monday(day: date) -> date:
+    """The Monday starting the week of `day` (weeks are Monday to Sunday, as Spark's date_trunc)."""
+    return day - timedelta(days=day.weekday())
+
+
+def week_range(first: date, last: date) -> tuple[date, date]:
+    """Mondays of the first and last weeks touched by the dates; a clear error if reversed."""
+    if last < first:
+        raise UsageError(f"--to {last} is before --from {first}")
+    return monday(first), monday(last)
+
+
+def utc_now() -> datetime:
+    """Naive UTC wall-clock time (Spark's session time zone is UTC). Only jobs call this."""
+    return datetime.utcnow().replace(microsecond=0)
+
+
+class Progress:
+    """One line per step, with elapsed seconds, so long commands show they are alive."""
+
+    def __init__(self, job: str) -> None:
+        self.job = job
+        self.started = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        print(f"[{self.job} {time.monotonic() - self.started:6.1f}s] {message}", flush=True)
+
+
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (UsageError, 2),
+    (ContractError, 2),
+    (FileNotFoundError, 2),
+    (DeliveryError, 1),
+    (DataError, 1),
+)
+
+
+def run_main(
+    prog: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    run: Callable[[argparse.Namespace], int],
+    argv: Sequence[str] | None,
+    description: str,
+) -> int:
+    """Parse arguments, run, and turn the platform's errors into one line on stderr and an exit code."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return guarded(prog, lambda: run(args))
+
+
+def guarded(prog: str, fn: Callable[[], int]) -> int:
+    """Call `fn`; known errors print `prog: error: ...` and return their exit code."""
+    from lakehouse.spark import SetupError  # pyspark import only when a job actually runs
+
+    try:
+        return fn()
+    except SetupError as exc:
+        print(f"{prog}: setup error: {exc}", file=sys.stderr)
+        return 3
+    except tuple(cls for cls, _ in EXIT_CODES) as exc:
+        code = next(code for cls, code in EXIT_CODES if isinstance(exc, cls))
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return code

@@ -1,0 +1,176 @@
+"""Synthetic POS deliveries with known true effects, generated in Spark (the driver never holds the rows).
+
+Log units = product base + outlet effect + channel effect + elasticity * log(price / base price)
+            + deal, feature and display effects + seasonality + noise.
+The true coefficients go to `truth.json` beside the deliveries so models can be checked against them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+CHANNELS = ("retail", "foodservice", "digital")
+REGIONS = ("north", "south", "east", "west")
+BRANDS = ("Fizzo", "Koala Cola", "Sunny Orange", "Lemon Spark", "Aqua Pure", "Berry Burst", "Ginger Joy")
+
+
+@dataclass(frozen=True)
+class Truth:
+    """The generating process: log-scale effects (lift in percent is exp(effect) - 1)."""
+
+    price_elasticity: float = -2.0
+    deal_effect: float = 0.25
+    feature_effect: float = 0.35
+    display_effect: float = 0.20
+    season_amplitude: float = 0.15
+    outlet_effect_sd: float = 0.3
+    channel_effects: dict[str, float] = field(
+        default_factory=lambda: {"retail": 0.0, "foodservice": -0.3, "digital": -0.6}
+    )
+    noise_sd: float = 0.2
+    deal_probability: float = 0.2
+    feature_probability: float = 0.1
+    display_probability: float = 0.1
+    deal_discount: tuple[float, float] = (0.10, 0.25)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How much data: outlets x products x weeks rows, starting on a Monday."""
+
+    outlets: int = 50
+    products: int = 8
+    weeks: int = 30
+    start: date = date(2024, 1, 1)
+    seed: int = 7
+
+
+def uniform(seed: int, name: str, *keys: Column | str) -> Column:
+    """A deterministic uniform(0, 1) per key, independent of partitioning (unlike F.rand)."""
+    bits = F.xxhash64(F.lit(seed), F.lit(name), *keys) & F.lit((1 << 52) - 1)
+    return (bits.cast("double") + 0.5) / F.lit(float(1 << 52))
+
+
+def normal(seed: int, name: str, *keys: Column | str) -> Column:
+    """Standard normal by Box-Muller from two deterministic uniforms."""
+    u1, u2 = uniform(seed, name + ":1", *keys), uniform(seed, name + ":2", *keys)
+    return F.sqrt(-2.0 * F.log(u1)) * F.cos(2.0 * math.pi * u2)
+
+
+def outlets_df(spark: SparkSession, shape: Shape, truth: Truth) -> DataFrame:
+    """Outlet reference rows, with the (hidden) outlet effect kept for the sales generator."""
+    channel = F.element_at(
+        F.array(*[F.lit(c) for c in CHANNELS]),
+        (uniform(shape.seed, "channel", "id") * len(CHANNELS)).cast("int") + 1,
+    )
+    region = F.element_at(
+        F.array(*[F.lit(r) for r in REGIONS]),
+        (uniform(shape.seed, "region", "id") * len(REGIONS)).cast("int") + 1,
+    )
+    channel_effect = F.create_map(*[x for k, v in truth.channel_effects.items() for x in (F.lit(k), F.lit(v))])
+    return (
+        spark.range(shape.outlets)
+        .withColumnRenamed("id", "outlet_idx")
+        .withColumn("id", F.col("outlet_idx"))
+        .withColumn("outlet_id", F.format_string("OUT%06d", "outlet_idx"))
+        .withColumn("channel", channel)
+        .withColumn("region", region)
+        .withColumn("income", F.round(10.0 + 0.5 * normal(shape.seed, "income", "id"), 4))
+        .withColumn("share_large_households", F.round(uniform(shape.seed, "hh", "id") * 0.3, 4))
+        .withColumn(
+            "_outlet_effect",
+            truth.outlet_effect_sd * normal(shape.seed, "outlet", "id") + channel_effect[F.col("channel")],
+        )
+        .drop("id")
+    )
+
+
+def products_df(spark: SparkSession, shape: Shape) -> DataFrame:
+    """Product reference rows, with base demand and base price kept for the sales generator."""
+    brand = F.element_at(F.array(*[F.lit(b) for b in BRANDS]), (F.col("product_idx") % len(BRANDS)).cast("int") + 1)
+    return (
+        spark.range(shape.products)
+        .withColumnRenamed("id", "product_idx")
+        .withColumn("product_id", F.format_string("SKU%04d", "product_idx"))
+        .withColumn("brand", brand)
+        .withColumn("manufacturer", F.concat(brand, F.lit(" Beverages")))
+        .withColumn("category", F.when(F.col("product_idx") % 2 == 0, "soft_drinks").otherwise("juice"))
+        .withColumn("pack_size", F.lit(12.0))
+        .withColumn("_base_log_units", 3.0 + 0.5 * normal(shape.seed, "base", "product_idx"))
+        .withColumn("_base_price", F.round(1.5 + 2.5 * uniform(shape.seed, "price", "product_idx"), 2))
+    )
+
+
+def sales_df(spark: SparkSession, shape: Shape, truth: Truth) -> DataFrame:
+    """outlets x products x weeks sales records in the raw interface, plus `delivery_week`."""
+    s = shape.seed
+    keys = ("outlet_idx", "product_idx", "week_idx")
+    n_rows = shape.outlets * shape.products * shape.weeks
+    grid = (
+        spark.range(n_rows)
+        .withColumn("week_idx", F.col("id") % shape.weeks)
+        .withColumn("product_idx", (F.col("id") / shape.weeks).cast("long") % shape.products)
+        .withColumn("outlet_idx", (F.col("id") / (shape.weeks * shape.products)).cast("long"))
+    )
+    outlets = outlets_df(spark, shape, truth).select("outlet_idx", "outlet_id", "_outlet_effect")
+    products = products_df(spark, shape).select("product_idx", "product_id", "_base_log_units", "_base_price")
+    lo, hi = truth.deal_discount
+    on_deal = uniform(s, "deal", *keys) < truth.deal_probability
+    featured = uniform(s, "feat", *keys) < F.when(on_deal, 3 * truth.feature_probability).otherwise(
+        truth.feature_probability / 2
+    )
+    on_display = uniform(s, "display", *keys) < truth.display_probability
+    sale_date = F.date_add(F.lit(shape.start), (F.col("week_idx") * 7).cast("int"))
+    discount = F.when(F.col("on_deal"), lo + (hi - lo) * uniform(s, "disc", *keys)).otherwise(0.0)
+    price = F.round(F.col("_base_price") * (1 - discount) * F.exp(0.05 * normal(s, "pnoise", *keys)), 2)
+    angle = 2 * math.pi * F.dayofyear("sale_date") / 365.25
+    log_units = (
+        F.col("_base_log_units")
+        + F.col("_outlet_effect")
+        + truth.price_elasticity * F.log(F.col("unit_price") / F.col("_base_price"))
+        + truth.deal_effect * F.col("on_deal").cast("int")
+        + truth.feature_effect * F.col("featured").cast("int")
+        + truth.display_effect * F.col("on_display").cast("int")
+        + truth.season_amplitude * F.sin(angle)
+        + truth.noise_sd * normal(s, "noise", *keys)
+    )
+    return (
+        grid.join(F.broadcast(outlets), "outlet_idx", "inner")
+        .join(F.broadcast(products), "product_idx", "inner")
+        .withColumn("sale_date", sale_date)
+        .withColumn("on_deal", on_deal)
+        .withColumn("featured", featured)
+        .withColumn("on_display", on_display)
+        .withColumn("unit_price", price)
+        .withColumn("units", F.round(F.exp(log_units)).cast("long"))
+        .select(
+            "outlet_id",
+            "product_id",
+            F.col("sale_date").cast("string").alias("sale_date"),
+            "units",
+            "unit_price",
+            *[F.col(c).cast("int").alias(c) for c in ("on_deal", "featured", "on_display")],
+            F.col("sale_date").cast("string").alias("delivery_week"),
+        )
+    )
+
+
+def write_truth(out: Path, shape: Shape, truth: Truth) -> None:
+    lifts = {
+        k.replace("_effect", "_lift_pct"): round(100 * (math.exp(getattr(truth, k)) - 1), 4)
+        for k in ("deal_effect", "feature_effect", "display_effect")
+    }
+    payload = {"shape": {**asdict(shape), "start": shape.start.isoformat()}, "truth": asdict(truth), **lifts}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "truth.json").write_text(json.dumps(payload, indent=2))
+
+
+def last_week(shape: Shape) -> date:
+    return shape.start + timedelta(weeks=shape.weeks - 1)

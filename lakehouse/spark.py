@@ -1,0 +1,69 @@
+"""The one place a SparkSession is built: Delta configured, master and conf from settings."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from lakehouse.config import Settings, load_settings
+
+# Maven coordinates resolved by `make jars` (scripts/fetch_jars.sh) into the jars dir.
+LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
+DELTA_JARS = ("delta-spark_2.13-4.0.1.jar", "delta-storage-4.0.1.jar")
+
+
+class SetupError(RuntimeError):
+    """The machine lacks something the platform needs; the message says how to fix it."""
+
+
+def _check_java() -> None:
+    java_home = os.environ.get("JAVA_HOME")
+    java = Path(java_home, "bin", "java") if java_home else shutil.which("java")
+    if not java or not Path(java).exists():
+        raise SetupError(
+            "Java not found: install OpenJDK 17 (apt-get install -y openjdk-17-jre-headless) or set JAVA_HOME"
+        )
+
+
+def delta_jar_paths(settings: Settings) -> list[Path]:
+    """Local Delta jars; a clear error names the missing ones and the command that fetches them."""
+    paths = [settings.jars_dir / name for name in DELTA_JARS]
+    missing = [p.name for p in paths if not p.exists()]
+    if missing:
+        raise SetupError(f"Delta jars missing from {settings.jars_dir}: {', '.join(missing)}; run `make jars`")
+    return paths
+
+
+def get_spark(
+    app_name: str = "lakehouse",
+    settings: Settings | None = None,
+    conf: dict[str, str] | None = None,
+) -> SparkSession:
+    """Build (or reuse) the SparkSession with Delta Lake; `conf` overrides the defaults."""
+    settings = settings or load_settings()
+    _check_java()
+    jars = ",".join(str(p) for p in delta_jar_paths(settings))
+    defaults = {
+        "spark.jars": jars,
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": os.environ.get("LAKEHOUSE_SHUFFLE_PARTITIONS", "8"),
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.warehouse.dir": str(settings.home / "spark-warehouse"),
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={settings.home / 'derby'} "
+        f"-Dlog4j.configurationFile={LOG4J_CONFIG}",
+        # Writes of a week's partitions replace only that week (partition `replaceWhere`).
+        "spark.databricks.delta.schema.autoMerge.enabled": "false",
+    }
+    # Spark otherwise warns on every start that the host name resolves to loopback.
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = SparkSession.builder.appName(app_name).master(settings.spark_master)
+    for key, value in {**defaults, **(conf or {})}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(os.environ.get("LAKEHOUSE_SPARK_LOG_LEVEL", "ERROR"))
+    return spark
