@@ -98,9 +98,9 @@ def _bronze_rows(
     """Typed rows of all frames with their batch ids; a type conflict with the table refuses everything."""
     schema = delta_io.read(spark, table, settings).schema if delta_io.exists(spark, table, settings) else None
     typed = []
-    for paths, df in read.frames:
-        label = ", ".join(sorted({delivery_of[p].source for p in paths}))
-        rows_df = with_contract_types(df, contract, label)
+    for frame in read.frames:
+        label = ", ".join(sorted({delivery_of[p].source for p in frame.paths}))
+        rows_df = with_contract_types(frame.df, contract, label, typed=frame.typed)
         conflicts = type_conflicts(rows_df, schema) if schema is not None else []
         if conflicts:
             raise DeliveryError(f"delivery {label} refused for {table.name}: {'; '.join(conflicts)}")

@@ -14,6 +14,7 @@ from lakehouse.deliveries import CORRUPT, DeliveryError
 TRUE_TEXT = ("1", "true", "t", "yes", "y")
 FALSE_TEXT = ("0", "false", "f", "no", "n")
 RESCUED = "_rescued_data"
+TEXT_IN_TYPED_FORMATS = ("string", "date", "timestamp")
 # Source types a typed (Parquet) column may have for each contract type; anything else is a conflict.
 COMPATIBLE = {
     "double": (T.NumericType,),
@@ -45,10 +46,12 @@ def parse_text(raw: Column, physical_type: str) -> Column:
     return raw
 
 
-def _conform_column(df: DataFrame, name: str, physical_type: str) -> tuple[Column, Column | None]:
+def _conform_column(df: DataFrame, name: str, physical_type: str, typed: bool) -> tuple[Column, Column | None]:
     """The typed column and, for text input, the raw text kept when it did not parse."""
     source = df.schema[name].dataType
-    if isinstance(source, T.StringType):
+    # A typed format (Parquet) may carry dates as ISO text, but a number or flag as text is a producer bug.
+    text_allowed = not typed or physical_type in TEXT_IN_TYPED_FORMATS
+    if isinstance(source, T.StringType) and text_allowed:
         parsed = parse_text(F.col(name), physical_type)
         unparsed = F.when(F.col(name).isNotNull() & (F.trim(F.col(name)) != "") & parsed.isNull(), F.col(name))
         return parsed, unparsed
@@ -57,23 +60,23 @@ def _conform_column(df: DataFrame, name: str, physical_type: str) -> tuple[Colum
     raise TypeError(f"column {name!r} is {source.simpleString()} but the contract says {physical_type}")
 
 
-def with_contract_types(df: DataFrame, contract: Contract, delivery: str) -> DataFrame:
+def with_contract_types(df: DataFrame, contract: Contract, delivery: str, typed: bool = False) -> DataFrame:
     """Cast the contract's columns; unparseable text and malformed lines go to `_rescued_data` as JSON.
 
     A typed column whose type cannot hold the contract's type (a Parquet `units` of strings, say)
     refuses the whole delivery with a `DeliveryError` naming the column and the delivery.
     """
-    typed: dict[str, Column] = {}
+    columns: dict[str, Column] = {}
     rescued: list[Column] = []
     conflicts: list[str] = []
     for col in contract.columns:
         if col.name.startswith("_"):
             continue
         if col.name not in df.columns:
-            typed[col.name] = F.lit(None).cast(col.physical_type)
+            columns[col.name] = F.lit(None).cast(col.physical_type)
             continue
         try:
-            typed[col.name], unparsed = _conform_column(df, col.name, col.physical_type)
+            columns[col.name], unparsed = _conform_column(df, col.name, col.physical_type, typed)
         except TypeError as exc:
             conflicts.append(str(exc))
             continue
@@ -85,9 +88,9 @@ def with_contract_types(df: DataFrame, contract: Contract, delivery: str) -> Dat
         rescued += [F.lit(CORRUPT), F.col(CORRUPT)]
     rescued_map = F.map_filter(F.create_map(*rescued), lambda _k, v: v.isNotNull()) if rescued else None
     rescued_json = F.when(F.size(rescued_map) > 0, F.to_json(rescued_map)) if rescued_map is not None else F.lit(None)
-    extras = [c for c in df.columns if c not in typed and c not in (CORRUPT, RESCUED)]
+    extras = [c for c in df.columns if c not in columns and c not in (CORRUPT, RESCUED)]
     return df.select(
-        *[value.alias(name) for name, value in typed.items()],
+        *[value.alias(name) for name, value in columns.items()],
         rescued_json.cast("string").alias(RESCUED),
         *[F.col(c) for c in extras],
     )

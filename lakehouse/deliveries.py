@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -39,6 +40,14 @@ class DeliveredFile:
         return FORMATS.get(suffix, "unsupported")
 
 
+class Frame(NamedTuple):
+    """Rows read from some files; `typed` when the format carries types (Parquet), not text (CSV, JSON)."""
+
+    paths: list[str]
+    df: DataFrame
+    typed: bool
+
+
 @dataclass
 class ReadResult:
     """The readable files, as DataFrames with the paths each one reads, and the rejected files' errors.
@@ -48,7 +57,7 @@ class ReadResult:
     frames of different formats are combined.
     """
 
-    frames: list[tuple[list[str], DataFrame]] = field(default_factory=list)
+    frames: list[Frame] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)
 
 
@@ -164,11 +173,12 @@ def read_files(spark: SparkSession, files: list[DeliveredFile], contract: Contra
                 _check_columns(columns, contract)
                 csv_groups.setdefault(tuple(columns), []).append(f.path)
             else:
-                result.frames.append(([f.path], _with_source_file(_read_one(spark, f, contract))))
+                df = _with_source_file(_read_one(spark, f, contract))
+                result.frames.append(Frame([f.path], df, typed=f.file_format == "parquet"))
         except DeliveryError as exc:
             result.rejected[f.path] = str(exc)
     for cols, paths in csv_groups.items():
-        result.frames.append((paths, _with_source_file(_read_csv(spark, paths, list(cols)))))
+        result.frames.append(Frame(paths, _with_source_file(_read_csv(spark, paths, list(cols))), typed=False))
     return result
 
 

@@ -30,9 +30,10 @@ def build_sales_weekly(silver_sales_df: DataFrame, contract: Contract) -> DataFr
         F.sum("units").alias("units"),
         F.sum(F.col("units") * F.col("unit_price")).alias("revenue"),
         F.avg("unit_price").alias("_mean_price"),
-        F.max(F.col("is_on_deal").cast("int")).cast("boolean").alias("is_on_deal"),
-        F.max(F.col("is_featured").cast("int")).cast("boolean").alias("is_featured"),
-        F.max(F.col("has_display").cast("int")).cast("boolean").alias("has_display"),
+        *[
+            F.coalesce(F.bool_or(flag), F.lit(False)).alias(flag)
+            for flag in ("is_on_deal", "is_featured", "has_display")
+        ],
         F.count(F.lit(1)).alias("n_records"),
     )
     price = F.round(F.when(F.col("units") > 0, F.col("revenue") / F.col("units")).otherwise(F.col("_mean_price")), 4)

@@ -1,0 +1,46 @@
+"""Running the jobs' functions against a temp warehouse, and comparing tables."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from chispa import assert_df_equality
+from pyspark.sql import DataFrame, SparkSession
+
+from jobs.build import build_weeks
+from jobs.ingest import IngestResult, ingest_deliveries
+from lakehouse import delta_io
+from lakehouse.catalog import Table
+from lakehouse.config import Settings
+from lakehouse.runtime import Progress, utc_now
+
+
+def ingest(spark: SparkSession, settings: Settings, kind: str, *folders: Path) -> list[IngestResult]:
+    return ingest_deliveries(spark, settings, [str(f) for f in folders], kind, utc_now())
+
+
+def ingest_references(spark: SparkSession, settings: Settings, refs: dict[str, Path]) -> None:
+    ingest(spark, settings, "outlets", refs["outlets"])
+    ingest(spark, settings, "products", refs["products"])
+
+
+def build(spark: SparkSession, settings: Settings, first: date, last: date) -> dict:
+    return build_weeks(spark, settings, first, last, Progress("test-build"))
+
+
+def table(spark: SparkSession, settings: Settings, t: Table) -> DataFrame:
+    return delta_io.read(spark, t, settings)
+
+
+def version(spark: SparkSession, settings: Settings, t: Table) -> int:
+    info = delta_io.describe(spark, t, settings)
+    assert isinstance(info["version"], int)
+    return info["version"]
+
+
+def assert_same_content(a: DataFrame, b: DataFrame, drop: tuple[str, ...] = ()) -> None:
+    """Same rows and columns, whatever the order (metadata columns named in `drop` are ignored)."""
+    a, b = a.drop(*drop), b.drop(*drop)
+    assert_df_equality(a.select(*sorted(a.columns)), b.select(*sorted(b.columns)), ignore_row_order=True,
+                       ignore_nullable=True)

@@ -1,0 +1,87 @@
+"""Bronze ingest: metadata, idempotency, formats, malformed files and type conflicts."""
+
+from __future__ import annotations
+
+import pytest
+from pyspark.sql import functions as F
+
+from lakehouse.catalog import BRONZE_FILES, BRONZE_SALES
+from lakehouse.deliveries import DeliveryError
+from tests.conftest import write_csv, write_jsonl
+from tests.integration.helpers import ingest, table, version
+
+ROWS = [["O1", "P1", "2024-01-01", 5, 2.5, 1, 0, 0], ["O1", "P2", "2024-01-02", 3, 1.5, 0, 1, 0]]
+
+
+def test_ingest_adds_metadata_and_a_second_ingest_changes_nothing(spark, settings, tmp_path):
+    delivery = write_csv(tmp_path / "d1", "sales.csv", ROWS).parent
+    [result] = ingest(spark, settings, "sales", delivery)
+    assert (result.rows, result.skipped, result.rejected) == (2, False, {})
+    bronze = table(spark, settings, BRONZE_SALES)
+    row = bronze.filter(F.col("product_id") == "P1").first()
+    assert row["units"] == 5.0 and row["on_deal"] is True and row["featured"] is False
+    assert row["_batch_id"] == result.batch and row["_source_file"].endswith("/d1/sales.csv")
+    assert row["_ingested_at"] is not None and row["_rescued_data"] is None
+    versions = (version(spark, settings, BRONZE_SALES), version(spark, settings, BRONZE_FILES))
+
+    [again] = ingest(spark, settings, "sales", delivery)
+    assert again.skipped and again.batch == result.batch
+    assert (version(spark, settings, BRONZE_SALES), version(spark, settings, BRONZE_FILES)) == versions
+    assert table(spark, settings, BRONZE_SALES).count() == 2
+
+
+def test_csv_jsonl_and_parquet_files_land_in_one_batch(spark, settings, tmp_path):
+    folder = tmp_path / "mixed"
+    write_csv(folder, "a.csv", ROWS[:1])
+    write_jsonl(folder, "b.jsonl", [{"outlet_id": "O2", "product_id": "P1", "sale_date": "2024-01-03", "units": 4,
+                                     "unit_price": 2.0, "on_deal": True, "record_id": "r-9"}])
+    spark.createDataFrame([("O3", "P1", "2024-01-04", 7, 2.25)],
+                          "outlet_id string, product_id string, sale_date string, units long, unit_price double") \
+        .coalesce(1).write.parquet(str(tmp_path / "pq"))
+    part = next((tmp_path / "pq").glob("part-*.parquet"))
+    part.rename(folder / "c.parquet")
+    [result] = ingest(spark, settings, "sales", folder)
+    assert result.rows == 3 and not result.rejected
+    got = {r["outlet_id"]: r for r in table(spark, settings, BRONZE_SALES).collect()}
+    assert got["O2"]["units"] == 4.0 and got["O2"]["on_deal"] is True and got["O2"]["record_id"] == "r-9"
+    assert got["O3"]["units"] == 7.0 and str(got["O3"]["sale_date"]) == "2024-01-04"
+    assert {r["_batch_id"] for r in got.values()} == {result.batch}
+
+
+def test_malformed_files_are_recorded_and_never_corrupt_the_table(spark, settings, tmp_path):
+    folder = tmp_path / "bad"
+    write_csv(folder, "good.csv", ROWS)
+    truncated = write_csv(folder, "truncated.csv", [ROWS[0], ["O2", "P1", "2024-01-0"]])
+    truncated.write_text(truncated.read_text().rstrip("\n"))
+    (folder / "semicolon.csv").write_text("outlet_id;product_id;sale_date;units;unit_price\nO1;P1;2024-01-01;1;2\n")
+    (folder / "garbage.csv").write_bytes(bytes(range(256)) * 4)
+    (folder / "empty.csv").write_bytes(b"")
+    write_csv(folder, "header_only.csv", [])
+    (folder / "garbage.parquet").write_bytes(b"PAR1 this is not parquet")
+    (folder / "notes.txt").write_text("hello")
+    [result] = ingest(spark, settings, "sales", folder)
+
+    errors = {path.rsplit("/", 1)[-1]: error for path, error in result.rejected.items()}
+    assert set(errors) == {"semicolon.csv", "garbage.csv", "empty.csv", "garbage.parquet", "notes.txt"}
+    assert "missing required column(s) outlet_id" in errors["semicolon.csv"] and "delimiter" in errors["semicolon.csv"]
+    assert "binary" in errors["garbage.csv"] and "empty file" in errors["empty.csv"]
+    assert "unreadable Parquet" in errors["garbage.parquet"] and "unsupported" in errors["notes.txt"]
+    ledger = {r["_source_file"].rsplit("/", 1)[-1]: r for r in table(spark, settings, BRONZE_FILES).collect()}
+    assert len(ledger) == 8 and ledger["semicolon.csv"]["status"] == "rejected"
+    assert ledger["header_only.csv"]["rows"] == 0 and ledger["truncated.csv"]["rows"] == 2
+    bronze = table(spark, settings, BRONZE_SALES)
+    assert bronze.count() == 4  # good (2) + truncated (2, one of them cut short)
+    cut = bronze.filter(F.col("_source_file").endswith("truncated.csv") & (F.col("outlet_id") == "O2")).first()
+    assert cut["units"] is None and '"sale_date":"2024-01-0"' in cut["_rescued_data"]
+
+
+def test_parquet_with_a_conflicting_type_is_refused_and_writes_nothing(spark, settings, tmp_path):
+    ingest(spark, settings, "sales", write_csv(tmp_path / "d1", "sales.csv", ROWS).parent)
+    before = (version(spark, settings, BRONZE_SALES), version(spark, settings, BRONZE_FILES))
+    folder = tmp_path / "d2"
+    spark.createDataFrame([("O1", "P1", "2024-01-08", "five", 2.5)],
+                          "outlet_id string, product_id string, sale_date string, units string, unit_price double") \
+        .coalesce(1).write.parquet(str(folder))
+    with pytest.raises(DeliveryError, match=r"delivery .*d2 refused for bronze_sales: column 'units' is string"):
+        ingest(spark, settings, "sales", folder)
+    assert (version(spark, settings, BRONZE_SALES), version(spark, settings, BRONZE_FILES)) == before

@@ -1,0 +1,34 @@
+"""Recognising what a delivered file is before Spark reads it."""
+
+from __future__ import annotations
+
+import pytest
+
+from lakehouse.deliveries import DeliveredFile, DeliveryError, batch_id, csv_header
+
+
+def test_csv_header_parses_quoted_names():
+    assert csv_header(b'outlet_id,"product_id", units\nO1,P1,3\n') == ["outlet_id", "product_id", "units"]
+
+
+@pytest.mark.parametrize(
+    ("head", "message"),
+    [(b"", "empty file"), (b"\n\n", "empty file"), (b"\x89PNG\r\n\x1a\n\x00\x00", "binary"),
+     (b"\xff\xfeo\x00u\x00", "binary")],
+)
+def test_csv_header_rejects_files_that_are_not_csv(head, message):
+    with pytest.raises(DeliveryError, match=message):
+        csv_header(head)
+
+
+def test_batch_id_is_stable_and_changes_with_any_file():
+    a = DeliveredFile("file:/d/a.csv", 10, 1)
+    b = DeliveredFile("file:/d/b.csv", 20, 2)
+    assert batch_id("sales", [a, b]) == batch_id("sales", [a, b])
+    assert batch_id("sales", [a, b]) != batch_id("outlets", [a, b])
+    assert batch_id("sales", [a, b]) != batch_id("sales", [a, DeliveredFile("file:/d/b.csv", 21, 2)])
+
+
+def test_format_comes_from_the_extension():
+    formats = [DeliveredFile(f"file:/d/x.{ext}", 1, 1).file_format for ext in ("csv", "JSONL", "parquet", "xlsx")]
+    assert formats == ["csv", "json", "parquet", "unsupported"]
