@@ -41,7 +41,13 @@ from lakehouse.silver import (
 )
 from lakehouse.spark import get_spark
 
-WEEK_OF_SALE = "to_date(date_trunc('week', sale_date))"
+# The week a bronze row is accounted in. Rows without a usable date (missing, unparseable, or in a week
+# after their delivery was ingested) have none: every build quarantines them in the undated partition,
+# so no row waits in bronze for a week nobody builds.
+WEEK_OF_ROW = (
+    "CASE WHEN sale_date <= date_add(to_date(date_trunc('week', _ingested_at)), 6) "
+    "THEN to_date(date_trunc('week', sale_date)) END"
+)
 
 
 def _week_counts(df: DataFrame, by_week: bool, *columns: str) -> dict[tuple, int]:
@@ -120,7 +126,7 @@ def build_silver_sales(spark: SparkSession, settings: Settings, first: date, las
     """Rebuild silver sales (and their quarantine) for weeks [first, last], plus the undated bronze rows."""
     contract = load_contract(SILVER_SALES.contract)
     weeks = delta_io.week_predicate([(first, last)])
-    bronze_df = delta_io.read(spark, BRONZE_SALES, settings).withColumn("week_start", F.expr(WEEK_OF_SALE))
+    bronze_df = delta_io.read(spark, BRONZE_SALES, settings).withColumn("week_start", F.expr(WEEK_OF_ROW))
     in_scope = F.expr(weeks) | F.col("week_start").isNull()
     references = {t.name: delta_io.read(spark, t, settings) for t in (SILVER_OUTLETS, SILVER_PRODUCTS)}
     checked = (

@@ -24,7 +24,8 @@ def _checks(df: DataFrame, contract: Contract) -> list[tuple[str, Column, Column
     """(reason code, failing condition, detail) for every check, in priority order."""
     rescued = F.from_json(F.col(RESCUED), "map<string,string>")
     checks = [("malformed_record", F.map_contains_key(rescued, CORRUPT), F.lit("malformed record"))]
-    present = [c for c in contract.columns if c.name in df.columns and not c.name.startswith("_")]
+    # Derived columns (with transformLogic) are not delivered, so they are not checked here.
+    present = [c for c in contract.columns if c.name in df.columns and not c.name.startswith("_") and not c.transform]
     for col in present:
         checks.append(
             (
@@ -89,27 +90,23 @@ def record_key(contract: Contract) -> Column:
 
 
 def with_record_status(df: DataFrame) -> DataFrame:
-    """Rank versions of each `_record_key`: the latest delivery wins; the rest are duplicates or superseded.
+    """Rank versions of each `_record_key`: the latest delivery wins, earlier deliveries' versions are
+    superseded, and extra copies within one delivery are duplicates.
 
     Ties within a delivery are broken by file name and a hash of the row, so reruns pick the same winner.
     """
-    order = Window.partitionBy(KEY).orderBy(
-        F.col("_ingested_at").desc(),
-        F.col("_batch_id").desc(),
-        F.col("_source_file").desc(),
-        F.col("_row_hash").desc(),
-    )
+    tie_break = (F.col("_source_file").desc(), F.col("_row_hash").desc())
+    latest_first = Window.partitionBy(KEY).orderBy(F.col("_ingested_at").desc(), F.col("_batch_id").desc(), *tie_break)
+    within_batch = Window.partitionBy(KEY, "_batch_id").orderBy(*tie_break)
     return (
         df.withColumn("_row_hash", F.xxhash64(*[F.col(c) for c in df.columns]))
-        .withColumn("_rank", F.row_number().over(order))
-        .withColumn("_winner_batch", F.first("_batch_id").over(order))
         .withColumn(
             STATUS,
-            F.when(F.col("_rank") == 1, "winner")
-            .when(F.col("_batch_id") == F.col("_winner_batch"), "duplicate")
+            F.when(F.row_number().over(latest_first) == 1, "winner")
+            .when(F.row_number().over(within_batch) > 1, "duplicate")
             .otherwise("superseded"),
         )
-        .drop("_rank", "_winner_batch", "_row_hash")
+        .drop("_row_hash")
     )
 
 

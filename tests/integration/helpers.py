@@ -42,5 +42,6 @@ def version(spark: SparkSession, settings: Settings, t: Table) -> int:
 def assert_same_content(a: DataFrame, b: DataFrame, drop: tuple[str, ...] = ()) -> None:
     """Same rows and columns, whatever the order (metadata columns named in `drop` are ignored)."""
     a, b = a.drop(*drop), b.drop(*drop)
-    assert_df_equality(a.select(*sorted(a.columns)), b.select(*sorted(b.columns)), ignore_row_order=True,
-                       ignore_nullable=True)
+    assert_df_equality(
+        a.select(*sorted(a.columns)), b.select(*sorted(b.columns)), ignore_row_order=True, ignore_nullable=True
+    )

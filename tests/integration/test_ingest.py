@@ -33,11 +33,25 @@ def test_ingest_adds_metadata_and_a_second_ingest_changes_nothing(spark, setting
 def test_csv_jsonl_and_parquet_files_land_in_one_batch(spark, settings, tmp_path):
     folder = tmp_path / "mixed"
     write_csv(folder, "a.csv", ROWS[:1])
-    write_jsonl(folder, "b.jsonl", [{"outlet_id": "O2", "product_id": "P1", "sale_date": "2024-01-03", "units": 4,
-                                     "unit_price": 2.0, "on_deal": True, "record_id": "r-9"}])
-    spark.createDataFrame([("O3", "P1", "2024-01-04", 7, 2.25)],
-                          "outlet_id string, product_id string, sale_date string, units long, unit_price double") \
-        .coalesce(1).write.parquet(str(tmp_path / "pq"))
+    write_jsonl(
+        folder,
+        "b.jsonl",
+        [
+            {
+                "outlet_id": "O2",
+                "product_id": "P1",
+                "sale_date": "2024-01-03",
+                "units": 4,
+                "unit_price": 2.0,
+                "on_deal": True,
+                "record_id": "r-9",
+            }
+        ],
+    )
+    spark.createDataFrame(
+        [("O3", "P1", "2024-01-04", 7, 2.25)],
+        "outlet_id string, product_id string, sale_date string, units long, unit_price double",
+    ).coalesce(1).write.parquet(str(tmp_path / "pq"))
     part = next((tmp_path / "pq").glob("part-*.parquet"))
     part.rename(folder / "c.parquet")
     [result] = ingest(spark, settings, "sales", folder)
@@ -79,9 +93,10 @@ def test_parquet_with_a_conflicting_type_is_refused_and_writes_nothing(spark, se
     ingest(spark, settings, "sales", write_csv(tmp_path / "d1", "sales.csv", ROWS).parent)
     before = (version(spark, settings, BRONZE_SALES), version(spark, settings, BRONZE_FILES))
     folder = tmp_path / "d2"
-    spark.createDataFrame([("O1", "P1", "2024-01-08", "five", 2.5)],
-                          "outlet_id string, product_id string, sale_date string, units string, unit_price double") \
-        .coalesce(1).write.parquet(str(folder))
+    spark.createDataFrame(
+        [("O1", "P1", "2024-01-08", "five", 2.5)],
+        "outlet_id string, product_id string, sale_date string, units string, unit_price double",
+    ).coalesce(1).write.parquet(str(folder))
     with pytest.raises(DeliveryError, match=r"delivery .*d2 refused for bronze_sales: column 'units' is string"):
         ingest(spark, settings, "sales", folder)
     assert (version(spark, settings, BRONZE_SALES), version(spark, settings, BRONZE_FILES)) == before

@@ -52,8 +52,10 @@ def test_unparseable_values_are_kept_in_rescued_data(spark):
 
 def test_missing_optional_columns_become_typed_nulls(spark):
     contract = load_contract("bronze_sales")
-    raw = spark.createDataFrame([("O1", "P1", "2024-01-01", "5", "2.5")], "outlet_id string, product_id string, "
-                                "sale_date string, units string, unit_price string")
+    raw = spark.createDataFrame(
+        [("O1", "P1", "2024-01-01", "5", "2.5")],
+        "outlet_id string, product_id string, sale_date string, units string, unit_price string",
+    )
     typed = with_contract_types(raw, contract, "d1")
     expected = spark.createDataFrame(
         [("O1", "P1", date(2024, 1, 1), 5.0, 2.5, None, None, None, None, None)],
@@ -65,14 +67,18 @@ def test_missing_optional_columns_become_typed_nulls(spark):
 
 def test_typed_column_of_the_wrong_kind_refuses_the_delivery(spark):
     contract = load_contract("bronze_sales")
-    raw = spark.createDataFrame([("O1", "P1", date(2024, 1, 1), 3, 2.5)],
-                                "outlet_id string, product_id string, sale_date date, units int, unit_price double")
+    raw = spark.createDataFrame(
+        [("O1", "P1", date(2024, 1, 1), 3, 2.5)],
+        "outlet_id string, product_id string, sale_date date, units int, unit_price double",
+    )
     ok = with_contract_types(raw, contract, "d-ok")  # integer units widen to double
     assert ok.schema["units"].dataType.simpleString() == "double"
     bad = raw.withColumn("units", F.lit("3"))
     bad = spark.createDataFrame(bad.rdd, bad.schema)  # keep it a string column
     wrong = bad.withColumn("unit_price", F.lit(date(2024, 1, 1)))
-    with pytest.raises(DeliveryError, match=r"delivery d-bad refused .*'unit_price' is date but the contract says double"):
+    with pytest.raises(
+        DeliveryError, match=r"delivery d-bad refused .*'unit_price' is date but the contract says double"
+    ):
         with_contract_types(wrong, contract, "d-bad")
 
 

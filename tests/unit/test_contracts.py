@@ -30,7 +30,9 @@ def test_silver_sales_rules_and_references():
     contract = load_contract("silver_sales")
     assert {r.code for r in contract.rules} == {"negative_units", "non_positive_price", "future_date"}
     assert [(r.column, r.table) for r in contract.references] == [
-        ("outlet_id", "silver_outlets"), ("product_id", "silver_products")]
+        ("outlet_id", "silver_outlets"),
+        ("product_id", "silver_products"),
+    ]
     assert contract.primary_key == ["outlet_id", "product_id", "sale_date"]
     assert contract.column("record_id").unique
 

@@ -13,8 +13,12 @@ def test_csv_header_parses_quoted_names():
 
 @pytest.mark.parametrize(
     ("head", "message"),
-    [(b"", "empty file"), (b"\n\n", "empty file"), (b"\x89PNG\r\n\x1a\n\x00\x00", "binary"),
-     (b"\xff\xfeo\x00u\x00", "binary")],
+    [
+        (b"", "empty file"),
+        (b"\n\n", "empty file"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "binary"),
+        (b"\xff\xfeo\x00u\x00", "binary"),
+    ],
 )
 def test_csv_header_rejects_files_that_are_not_csv(head, message):
     with pytest.raises(DeliveryError, match=message):

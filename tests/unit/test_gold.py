@@ -30,8 +30,10 @@ def test_weekly_facts_weight_price_by_units(spark):
     )
     actual = build_sales_weekly(silver, load_contract("gold_sales_weekly"))
     expected = spark.createDataFrame(
-        [("O1", "P1", week(0), 4.0, 14.0, 3.5, True, False, True, 2), ("O1", "P2", week(0), 0.0, 0.0, 5.0, False,
-                                                                        False, False, 1)],
+        [
+            ("O1", "P1", week(0), 4.0, 14.0, 3.5, True, False, True, 2),
+            ("O1", "P2", week(0), 0.0, 0.0, 5.0, False, False, False, 1),
+        ],
         actual.schema,
     )
     assert_approx_df_equality(actual, expected, 1e-9, ignore_row_order=True)
@@ -39,8 +41,10 @@ def test_weekly_facts_weight_price_by_units(spark):
 
 def _weekly(spark, units_by_week: dict[int, float | None], product: str = "P1"):
     rows = [("O1", product, week(w), u, 2.0, w % 3 == 0) for w, u in units_by_week.items()]
-    return spark.createDataFrame(rows, "outlet_id string, product_id string, week_start date, units double, "
-                                       "unit_price double, is_on_deal boolean")
+    return spark.createDataFrame(
+        rows,
+        "outlet_id string, product_id string, week_start date, units double, unit_price double, is_on_deal boolean",
+    )
 
 
 def test_lags_use_calendar_weeks_so_a_gap_is_null(spark):
@@ -55,10 +59,13 @@ def test_lags_use_calendar_weeks_so_a_gap_is_null(spark):
 
 def test_features_of_a_week_do_not_see_that_week_or_later(spark):
     """Changing units of weeks >= t changes no feature of week t (only its labels)."""
-    outlets = spark.createDataFrame([("O1", "retail", "north", 10.0)], "outlet_id string, channel string, "
-                                    "region string, income double")
-    products = spark.createDataFrame([("P1", "B", "M", "juice", 64.0)], "product_id string, brand string, "
-                                     "manufacturer string, category string, pack_size double")
+    outlets = spark.createDataFrame(
+        [("O1", "retail", "north", 10.0)], "outlet_id string, channel string, region string, income double"
+    )
+    products = spark.createDataFrame(
+        [("P1", "B", "M", "juice", 64.0)],
+        "product_id string, brand string, manufacturer string, category string, pack_size double",
+    )
     contract = load_contract("gold_features")
     base = {w: float(10 + w) for w in range(60)}
     changed = {w: (u if w < 55 else u * 100) for w, u in base.items()}
@@ -72,15 +79,22 @@ def test_features_of_a_week_do_not_see_that_week_or_later(spark):
 
 
 def test_competitor_features_exclude_own_product(spark):
-    rows = [("O1", p, week(0), 1.0, price, deal) for p, price, deal in
-            (("P1", 2.0, True), ("P2", 4.0, False), ("P3", 6.0, True))]
-    weekly = spark.createDataFrame(rows, "outlet_id string, product_id string, week_start date, units double, "
-                                         "unit_price double, is_on_deal boolean")
-    products = spark.createDataFrame([(p, "B", "M", "juice") for p in ("P1", "P2", "P3")],
-                                     "product_id string, brand string, manufacturer string, category string")
+    rows = [
+        ("O1", p, week(0), 1.0, price, deal)
+        for p, price, deal in (("P1", 2.0, True), ("P2", 4.0, False), ("P3", 6.0, True))
+    ]
+    weekly = spark.createDataFrame(
+        rows,
+        "outlet_id string, product_id string, week_start date, units double, unit_price double, is_on_deal boolean",
+    )
+    products = spark.createDataFrame(
+        [(p, "B", "M", "juice") for p in ("P1", "P2", "P3")],
+        "product_id string, brand string, manufacturer string, category string",
+    )
     outlets = spark.createDataFrame([("O1", "retail", "north")], "outlet_id string, channel string, region string")
-    features = {r["product_id"]: r for r in build_features(weekly, outlets, products,
-                                                           load_contract("gold_features")).collect()}
+    features = {
+        r["product_id"]: r for r in build_features(weekly, outlets, products, load_contract("gold_features")).collect()
+    }
     assert features["P1"]["competitor_price_mean"] == pytest.approx(5.0)
     assert features["P1"]["competitor_price_min"] == pytest.approx(4.0)
     assert features["P1"]["price_index"] == pytest.approx(0.5)

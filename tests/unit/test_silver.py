@@ -35,7 +35,8 @@ def _reasons(spark, rows):
         "silver_products": spark.createDataFrame([("P1",)], "product_id string"),
     }
     checked = bronze.transform(lambda df: with_reference_flags(df, contract, refs)).transform(
-        lambda df: with_quarantine_reason(df, contract))
+        lambda df: with_quarantine_reason(df, contract)
+    )
     return {r["units"]: (r[REASON], r[DETAIL]) for r in checked.collect()}
 
 
@@ -55,9 +56,17 @@ def test_each_rule_gives_its_reason(spark):
     ]
     reasons = _reasons(spark, rows)
     assert {units: reason for units, (reason, _) in reasons.items()} == {
-        1.0: None, 2.0: "null_key", -3.0: "negative_units", 4.0: "non_positive_price", 5.0: "unknown_outlet",
-        6.0: "unknown_product", 7.0: "future_date", 8.0: "unparseable_value", 9.0: "null_key",
-        10.0: "malformed_record", 11.0: "missing_value",
+        1.0: None,
+        2.0: "null_key",
+        -3.0: "negative_units",
+        4.0: "non_positive_price",
+        5.0: "unknown_outlet",
+        6.0: "unknown_product",
+        7.0: "future_date",
+        8.0: "unparseable_value",
+        9.0: "null_key",
+        10.0: "malformed_record",
+        11.0: "missing_value",
     }
     assert reasons[8.0][1].startswith('sale_date=["2024-02-30"]')
     assert "missing_value" not in reasons[-3.0][1]
@@ -72,8 +81,10 @@ def test_several_failures_are_all_in_the_detail(spark):
 
 def test_record_key_prefers_record_id(spark):
     contract = load_contract("silver_sales")
-    df = spark.createDataFrame([("O1", "P1", DAY, "r1"), ("O1", "P1", DAY, None)],
-                               "outlet_id string, product_id string, sale_date date, record_id string")
+    df = spark.createDataFrame(
+        [("O1", "P1", DAY, "r1"), ("O1", "P1", DAY, None)],
+        "outlet_id string, product_id string, sale_date date, record_id string",
+    )
     keys = [r[0] for r in df.select(record_key(contract)).collect()]
     assert keys == ["id:r1", "nk:O1|P1|2024-01-02"]
 
@@ -83,21 +94,29 @@ def test_latest_delivery_wins_and_the_rest_are_duplicates_or_superseded(spark):
     df = spark.createDataFrame(
         [
             ("k1", 1.0, "b1", "f1", early),
-            ("k1", 2.0, "b2", "f2", late),   # correction: wins
-            ("k1", 2.5, "b1", "f1", early),  # same batch as an old version: superseded too
+            ("k1", 2.0, "b2", "f2", late),  # correction: wins
+            ("k1", 2.5, "b1", "f1", early),  # second copy in the old delivery: a duplicate
             ("k2", 3.0, "b1", "f1", early),
             ("k2", 3.0, "b1", "f1", early),  # exact copy within one delivery: duplicate
             ("k3", None, "b1", "f1", early),
         ],
         f"{KEY} string, units double, _batch_id string, _source_file string, _ingested_at timestamp",
     )
-    actual = df.transform(with_record_status).select(KEY, "units", STATUS)
+    actual = df.transform(with_record_status).groupBy(KEY, STATUS).count()
     expected = spark.createDataFrame(
-        [("k1", 1.0, "superseded"), ("k1", 2.0, "winner"), ("k1", 2.5, "superseded"), ("k2", 3.0, "winner"),
-         ("k2", 3.0, "duplicate"), ("k3", None, "winner")],
-        f"{KEY} string, units double, {STATUS} string",
+        [
+            ("k1", "winner", 1),
+            ("k1", "superseded", 1),
+            ("k1", "duplicate", 1),
+            ("k2", "winner", 1),
+            ("k2", "duplicate", 1),
+            ("k3", "winner", 1),
+        ],
+        f"{KEY} string, {STATUS} string, count long",
     )
     assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True)
+    winner = df.transform(with_record_status).filter(F.col(STATUS) == "winner").filter(F.col(KEY) == "k1")
+    assert winner.first()["units"] == 2.0
 
 
 def test_winner_is_the_same_on_every_run(spark):

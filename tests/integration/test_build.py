@@ -1,0 +1,116 @@
+"""Silver and gold builds: quarantine reasons, conservation, corrections and idempotency."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from pyspark.sql import functions as F
+
+from lakehouse.catalog import (
+    CONSERVATION,
+    GOLD_FEATURES,
+    GOLD_SALES_WEEKLY,
+    QUARANTINE,
+    SILVER_OUTLETS,
+    SILVER_PRODUCTS,
+    SILVER_SALES,
+)
+from tests.conftest import SALES_HEADER, write_csv
+from tests.integration.helpers import assert_same_content, build, ingest, ingest_references, table
+
+WEEK1, WEEK2 = date(2024, 1, 1), date(2024, 1, 8)
+GOOD = [
+    ["O1", "P1", "2024-01-01", 5, 2.5, 1, 0, 0],
+    ["O1", "P2", "2024-01-02", 3, 1.5, 0, 1, 0],
+    ["O2", "P1", "2024-01-09", 4, 2.5, 0, 0, 1],
+]
+BAD = {
+    "null_key": ["", "P1", "2024-01-01", 1, 2.0, 0, 0, 0],
+    "negative_units": ["O1", "P3", "2024-01-01", -1, 2.0, 0, 0, 0],
+    "non_positive_price": ["O2", "P2", "2024-01-01", 1, 0, 0, 0, 0],
+    "unparseable_value": ["O3", "P1", "2024-01-01", "lots", 2.0, 0, 0, 0],
+    "unknown_outlet": ["O9", "P1", "2024-01-01", 1, 2.0, 0, 0, 0],
+    "unknown_product": ["O1", "P9", "2024-01-01", 1, 2.0, 0, 0, 0],
+    "future_date": ["O1", "P1", "2999-01-01", 1, 2.0, 0, 0, 0],
+    "missing_value": ["O3", "P2", "2024-01-02", 1, "", 0, 0, 0],
+}
+
+
+def _quarantine_reasons(spark, settings) -> dict[str, int]:
+    rows = table(spark, settings, QUARANTINE).filter(F.col("table_name") == SILVER_SALES.name)
+    return {r["reason"]: r["count"] for r in rows.groupBy("reason").count().collect()}
+
+
+def test_every_bad_row_is_quarantined_with_its_reason_and_rows_are_conserved(
+    spark, settings, tmp_path, reference_deliveries
+):
+    ingest_references(spark, settings, reference_deliveries)
+    ingest(spark, settings, "sales", write_csv(tmp_path / "d1", "sales.csv", GOOD + list(BAD.values())).parent)
+    totals = build(spark, settings, WEEK1, WEEK2)
+
+    assert _quarantine_reasons(spark, settings) == dict.fromkeys(BAD, 1)
+    assert totals == {"bronze_rows": 11, "silver_rows": 3, "quarantined": 8, "duplicates": 0, "superseded": 0}
+    record = table(spark, settings, QUARANTINE).filter(F.col("reason") == "unparseable_value").first()
+    assert json.loads(json.loads(record["record"])["_rescued_data"]) == {"units": "lots"}
+    assert record["detail"].startswith('units=["lots"]')
+    conservation = table(spark, settings, CONSERVATION).filter(F.col("table_name") == SILVER_SALES.name)
+    assert conservation.filter(~F.col("is_balanced")).count() == 0
+    assert conservation.agg(F.sum("bronze_rows")).first()[0] == 11
+    assert table(spark, settings, SILVER_SALES).filter(F.col("week_start") == WEEK2).count() == 1
+    assert table(spark, settings, SILVER_OUTLETS).count() == 3 and table(spark, settings, SILVER_PRODUCTS).count() == 3
+
+
+def test_a_later_delivery_corrects_a_record_and_the_old_version_is_superseded(
+    spark, settings, tmp_path, reference_deliveries
+):
+    ingest_references(spark, settings, reference_deliveries)
+    ingest(spark, settings, "sales", write_csv(tmp_path / "d1", "s.csv", GOOD + [GOOD[0]]).parent)
+    header = [*SALES_HEADER, "record_id"]
+    ingest(
+        spark,
+        settings,
+        "sales",
+        write_csv(
+            tmp_path / "d2",
+            "s.csv",
+            [
+                ["O1", "P1", "2024-01-01", 50, 2.5, 1, 0, 0, ""],  # same natural key as GOOD[0]: correction
+                ["O2", "P2", "2024-01-03", 7, 1.5, 0, 0, 0, "r1"],
+            ],
+            header=header,
+        ).parent,
+    )
+    ingest(
+        spark,
+        settings,
+        "sales",
+        write_csv(
+            tmp_path / "d3",
+            "s.csv",
+            [
+                ["O2", "P2", "2024-01-04", 8, 1.5, 0, 0, 0, "r1"],  # same record id, new day: correction
+            ],
+            header=header,
+        ).parent,
+    )
+    totals = build(spark, settings, WEEK1, WEEK2)
+
+    assert totals == {"bronze_rows": 7, "silver_rows": 4, "quarantined": 0, "duplicates": 1, "superseded": 2}
+    silver = {(r["outlet_id"], r["product_id"]): r for r in table(spark, settings, SILVER_SALES).collect()}
+    assert silver[("O1", "P1")]["units"] == 50.0
+    assert silver[("O2", "P2")]["units"] == 8.0 and str(silver[("O2", "P2")]["sale_date"]) == "2024-01-04"
+    weekly = table(spark, settings, GOLD_SALES_WEEKLY).filter(F.col("outlet_id") == "O1").collect()
+    assert sorted((r["product_id"], r["units"]) for r in weekly) == [("P1", 50.0), ("P2", 3.0)]
+
+
+def test_building_twice_changes_nothing(spark, settings, tmp_path, reference_deliveries):
+    ingest_references(spark, settings, reference_deliveries)
+    ingest(spark, settings, "sales", write_csv(tmp_path / "d1", "s.csv", GOOD + list(BAD.values())).parent)
+    tables = (SILVER_SALES, QUARANTINE, CONSERVATION, GOLD_SALES_WEEKLY, GOLD_FEATURES)
+    build(spark, settings, WEEK1, WEEK2)
+    first = {t.name: table(spark, settings, t).localCheckpoint() for t in tables}
+    build(spark, settings, WEEK1, WEEK2)
+    for t in tables:
+        assert_same_content(table(spark, settings, t), first[t.name])
+    assert table(spark, settings, GOLD_FEATURES).count() == 3
