@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from datetime import date
+from functools import reduce
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -34,6 +35,7 @@ from lakehouse.silver import (
     REASON,
     STATUS,
     build_quarantine,
+    filter_record_versions,
     record_key,
     with_quarantine_reason,
     with_record_status,
@@ -50,12 +52,6 @@ WEEK_OF_ROW = (
 )
 
 
-def _week_counts(df: DataFrame, by_week: bool, *columns: str) -> dict[tuple, int]:
-    """Row counts keyed by (week_start, *columns); week_start is None for tables without weeks."""
-    week = F.col("week_start") if by_week else F.lit(None).cast("date").alias("week_start")
-    return delta_io.count_by(df.select(week, *columns), "week_start", *columns)
-
-
 def _conservation(
     spark: SparkSession,
     settings: Settings,
@@ -63,61 +59,91 @@ def _conservation(
     predicate: str,
     bronze_df: DataFrame,
     statuses_df: DataFrame,
+    source: str,
 ) -> list[dict]:
-    """Per week: bronze rows in = silver + quarantined + duplicates + superseded, counted on the written tables."""
+    """Per week: bronze rows in = silver + quarantined + duplicates + superseded, counted on the written tables.
+
+    One Spark job: the four inputs are tagged, unioned and counted together.
+    """
     by_week = "week_start" in bronze_df.columns
     quarantine_df = delta_io.read(spark, QUARANTINE, settings).filter(F.col("table_name") == table.name)
     if by_week:
         quarantine_df = quarantine_df.filter(f"({predicate}) OR week_start IS NULL")
-    bronze = _week_counts(bronze_df, by_week)
-    silver = _week_counts(delta_io.read(spark, table, settings).filter(predicate), by_week)
-    quarantined = _week_counts(quarantine_df, by_week)
-    status = _week_counts(statuses_df, by_week, STATUS)
+    week = F.col("week_start") if by_week else F.lit(None).cast("date").alias("week_start")
+    tagged = [
+        bronze_df.select(week, F.lit("bronze_rows").alias("kind")),
+        delta_io.read(spark, table, settings).filter(predicate).select(week, F.lit("silver_rows").alias("kind")),
+        quarantine_df.select(week, F.lit("quarantined").alias("kind")),
+        statuses_df.filter(F.col(STATUS) != "winner").select(week, F.col(STATUS).alias("kind")),
+    ]
+    counts = delta_io.count_by(reduce(DataFrame.unionByName, tagged), "week_start", "kind")
+    kinds = ("bronze_rows", "silver_rows", "quarantined", "duplicate", "superseded")
     rows = []
-    for (week,) in sorted(set(bronze) | set(silver) | set(quarantined), key=lambda k: (k[0] is not None, k[0])):
-        row = {
-            "table_name": table.name,
-            "week_start": week,
-            "bronze_rows": bronze.get((week,), 0),
-            "silver_rows": silver.get((week,), 0),
-            "quarantined": quarantined.get((week,), 0),
-            "duplicates": status.get((week, "duplicate"), 0),
-            "superseded": status.get((week, "superseded"), 0),
-        }
-        accounted = row["silver_rows"] + row["quarantined"] + row["duplicates"] + row["superseded"]
-        rows.append({**row, "is_balanced": row["bronze_rows"] == accounted})
+    for wk in sorted({w for w, _ in counts}, key=lambda d: (d is not None, d)):
+        n = {k: counts.get((wk, k), 0) for k in kinds}
+        balanced = n["bronze_rows"] == n["silver_rows"] + n["quarantined"] + n["duplicate"] + n["superseded"]
+        rows.append(
+            {
+                "table_name": table.name,
+                "week_start": wk,
+                "bronze_rows": n["bronze_rows"],
+                "silver_rows": n["silver_rows"],
+                "quarantined": n["quarantined"],
+                "duplicates": n["duplicate"],
+                "superseded": n["superseded"],
+                "source": source,
+                "is_balanced": balanced,
+            }
+        )
     return rows
 
 
 def _write_conservation(spark: SparkSession, settings: Settings, rows: list[dict], predicate: str) -> None:
     contract = load_contract(CONSERVATION.contract)
-    df = select_contract(
-        spark.createDataFrame(
-            rows,
-            schema=(
-                "table_name string, week_start date, bronze_rows bigint, silver_rows bigint, quarantined bigint, "
-                "duplicates bigint, superseded bigint, is_balanced boolean"
-            ),
-        ),
-        contract,
+    schema = (
+        "table_name string, week_start date, bronze_rows bigint, silver_rows bigint, quarantined bigint, "
+        "duplicates bigint, superseded bigint, source string, is_balanced boolean"
     )
+    df = select_contract(spark.createDataFrame(rows, schema=schema), contract)
     delta_io.replace_where(df, CONSERVATION, settings, predicate)
     unbalanced = [r for r in rows if not r["is_balanced"]]
     if unbalanced:
         raise DataError(f"row conservation failed for {len(unbalanced)} partition(s), first: {unbalanced[0]}")
 
 
+def _source(bronze: Table, bronze_version: int, silver: Table) -> str:
+    """Lineage of a build: the bronze version it read and the contract version it applied."""
+    return f"{bronze.name}@v{bronze_version} contract {silver.name} {load_contract(silver.contract).version}"
+
+
+def _already_built(spark: SparkSession, settings: Settings, silver: Table, source: str) -> bool:
+    """A reference table needs no rebuild when its last balanced build read this very source."""
+    if not delta_io.exists(spark, CONSERVATION, settings) or not delta_io.exists(spark, silver, settings):
+        return False
+    done = delta_io.read(spark, CONSERVATION, settings).filter(
+        (F.col("table_name") == silver.name) & (F.col("source") == source) & F.col("is_balanced")
+    )
+    return done.limit(1).count() == 1
+
+
 def build_reference(spark: SparkSession, settings: Settings, bronze: Table, silver: Table) -> list[dict]:
-    """Rebuild a reference table from all of its bronze rows: latest valid delivery wins per key."""
+    """Rebuild a reference table from all of its bronze rows: latest valid delivery wins per key.
+
+    Skipped when neither bronze nor the contract changed since the last build (the result would be the same).
+    """
+    bronze_version = delta_io.version(spark, bronze, settings)
+    source = _source(bronze, bronze_version, silver)
+    if _already_built(spark, settings, silver, source):
+        return []
     contract = load_contract(silver.contract)
-    bronze_df = delta_io.read(spark, bronze, settings)
+    bronze_df = delta_io.read(spark, bronze, settings, bronze_version)
     checked = bronze_df.transform(lambda df: with_quarantine_reason(df, contract))
     valid = checked.filter(F.col(REASON).isNull()).withColumn(KEY, record_key(contract)).transform(with_record_status)
     delta_io.overwrite(select_contract(valid.filter(F.col(STATUS) == "winner"), contract), silver, settings)
     quarantine_df = build_quarantine(checked.filter(F.col(REASON).isNotNull()), silver.name, bronze_df.columns)
     table_predicate = f"table_name = '{silver.name}'"
     delta_io.replace_where(quarantine_df, QUARANTINE, settings, table_predicate)
-    rows = _conservation(spark, settings, silver, "true", bronze_df, valid)
+    rows = _conservation(spark, settings, silver, "true", bronze_df, valid, source)
     _write_conservation(spark, settings, rows, table_predicate)
     return rows
 
@@ -126,35 +152,36 @@ def build_silver_sales(spark: SparkSession, settings: Settings, first: date, las
     """Rebuild silver sales (and their quarantine) for weeks [first, last], plus the undated bronze rows."""
     contract = load_contract(SILVER_SALES.contract)
     weeks = delta_io.week_predicate([(first, last)])
-    bronze_df = delta_io.read(spark, BRONZE_SALES, settings).withColumn("week_start", F.expr(WEEK_OF_ROW))
+    bronze_version = delta_io.version(spark, BRONZE_SALES, settings)
+    bronze_df = (
+        delta_io.read(spark, BRONZE_SALES, settings, bronze_version)
+        .withColumn("week_start", F.expr(WEEK_OF_ROW))
+        .withColumn(KEY, record_key(contract))
+    )
     in_scope = F.expr(weeks) | F.col("week_start").isNull()
     references = {t.name: delta_io.read(spark, t, settings) for t in (SILVER_OUTLETS, SILVER_PRODUCTS)}
     checked = (
-        bronze_df.transform(lambda df: with_reference_flags(df, contract, references))
+        filter_record_versions(bronze_df, in_scope, contract)
+        .transform(lambda df: with_reference_flags(df, contract, references))
         .transform(lambda df: with_quarantine_reason(df, contract))
-        .withColumn(KEY, record_key(contract))
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
-    valid = checked.filter(F.col(REASON).isNull())
-    # Every version of a record seen in these weeks competes, even one delivered for another week.
-    scope_keys = valid.filter(in_scope).select(KEY).distinct()
     statuses = (
-        valid.join(scope_keys, on=KEY, how="left_semi")
+        checked.filter(F.col(REASON).isNull())
         .transform(with_record_status)
         .filter(in_scope)
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
-    delta_io.replace_where(
-        select_contract(statuses.filter(F.col(STATUS) == "winner"), contract), SILVER_SALES, settings, weeks
-    )
+    winners = select_contract(statuses.filter(F.col(STATUS) == "winner"), contract)
+    delta_io.replace_where(winners, SILVER_SALES, settings, weeks)
+    bronze_columns = [c for c in bronze_df.columns if c not in ("week_start", KEY)]
     quarantine_df = build_quarantine(
-        checked.filter(in_scope & F.col(REASON).isNotNull()),
-        SILVER_SALES.name,
-        [c for c in bronze_df.columns if c != "week_start"],
+        checked.filter(in_scope & F.col(REASON).isNotNull()), SILVER_SALES.name, bronze_columns
     )
     scope_predicate = f"table_name = '{SILVER_SALES.name}' AND (({weeks}) OR week_start IS NULL)"
     delta_io.replace_where(quarantine_df, QUARANTINE, settings, scope_predicate)
-    rows = _conservation(spark, settings, SILVER_SALES, weeks, bronze_df.filter(in_scope), statuses)
+    source = _source(BRONZE_SALES, bronze_version, SILVER_SALES)
+    rows = _conservation(spark, settings, SILVER_SALES, weeks, bronze_df.filter(in_scope), statuses, source)
     _write_conservation(spark, settings, rows, scope_predicate)
     checked.unpersist()
     statuses.unpersist()
@@ -171,8 +198,8 @@ def build_gold(spark: SparkSession, settings: Settings, first: date, last: date)
         settings,
         weeks,
     )
-    lo, hi = feature_input_weeks(first, last)
-    weekly_df = delta_io.read(spark, GOLD_SALES_WEEKLY, settings).filter(delta_io.week_predicate([(lo, hi)]))
+    needed = delta_io.week_predicate(feature_input_weeks(first, last))
+    weekly_df = delta_io.read(spark, GOLD_SALES_WEEKLY, settings).filter(needed)
     outlets_df = delta_io.read(spark, SILVER_OUTLETS, settings)
     products_df = delta_io.read(spark, SILVER_PRODUCTS, settings)
     affected = delta_io.week_predicate(affected_feature_weeks(first, last))

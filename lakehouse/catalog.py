@@ -32,8 +32,9 @@ BRONZE_FILES = Table("bronze_files", "bronze", description="ingest ledger: one r
 SILVER_SALES = Table("silver_sales", "silver", ("week_start",), "typed, valid, deduplicated sales")
 SILVER_OUTLETS = Table("silver_outlets", "silver", description="current outlet attributes")
 SILVER_PRODUCTS = Table("silver_products", "silver", description="current product attributes")
-QUARANTINE = Table("silver_quarantine", "silver", ("table_name",), "rejected rows with a reason")
-CONSERVATION = Table("silver_conservation", "silver", description="row accounting per week")
+# Partitioned like the weeks they describe, so a rebuild replaces partitions by metadata, not by a scan.
+QUARANTINE = Table("silver_quarantine", "silver", ("table_name", "week_start"), "rejected rows with a reason")
+CONSERVATION = Table("silver_conservation", "silver", ("table_name", "week_start"), "row accounting per week")
 GOLD_SALES_WEEKLY = Table("gold_sales_weekly", "gold", ("week_start",), "outlet x product x week facts")
 GOLD_FEATURES = Table("gold_features", "gold", ("week_start",), "point-in-time features and labels")
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from collections.abc import Sequence
 
-from lakehouse.runtime import guarded
+from lakehouse.runtime import Parser, guarded
 
 # subcommand -> job module; each module has add_arguments(parser), run(args) and a docstring.
 COMMANDS = {
@@ -21,7 +20,7 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lakehouse", description=__doc__)
+    parser = Parser(prog="lakehouse", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     modules = {}
     for name, module_name in COMMANDS.items():

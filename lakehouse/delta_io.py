@@ -30,6 +30,13 @@ def read(spark: SparkSession, table: Table, settings: Settings, version: int | N
     return reader.load(table.path(settings))
 
 
+def version(spark: SparkSession, table: Table, settings: Settings) -> int:
+    """The table's latest Delta version (read once, so a job can pin what it reads)."""
+    last = DeltaTable.forPath(spark, table.path(settings)).history(1).select("version").first()
+    assert last is not None
+    return int(last["version"])
+
+
 def read_or_empty(spark: SparkSession, table: Table, settings: Settings, schema: T.StructType) -> DataFrame:
     """Read a table, or an empty frame of `schema` when it does not exist yet."""
     if exists(spark, table, settings):

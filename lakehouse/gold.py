@@ -121,7 +121,10 @@ def affected_feature_weeks(first: date, last: date) -> list[tuple[date, date]]:
     ]
 
 
-def feature_input_weeks(first: date, last: date) -> tuple[date, date]:
-    """Weekly sales needed to compute every affected feature week."""
-    ranges = affected_feature_weeks(first, last)
-    return ranges[0][0] - timedelta(weeks=LOOKBACK_WEEKS), ranges[1][1] + timedelta(weeks=1)
+def feature_input_weeks(first: date, last: date) -> list[tuple[date, date]]:
+    """Weekly sales needed to compute every affected feature week (week t reads t-52 and t-4 .. t+1)."""
+    week = timedelta(weeks=1)
+    ranges = []
+    for lo, hi in affected_feature_weeks(first, last):
+        ranges += [(lo - LOOKBACK_WEEKS * week, hi - LOOKBACK_WEEKS * week), (lo - ROLLING_WEEKS * week, hi + week)]
+    return ranges

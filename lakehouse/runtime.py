@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
+from typing import NoReturn
 
 from lakehouse.contracts import ContractError
 from lakehouse.deliveries import DeliveryError
@@ -65,6 +66,13 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage dump) and exit code 2; subcommand parsers inherit it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def run_main(
     prog: str,
     add_arguments: Callable[[argparse.ArgumentParser], None],
@@ -73,7 +81,7 @@ def run_main(
     description: str,
 ) -> int:
     """Parse arguments, run, and turn the platform's errors into one line on stderr and an exit code."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = Parser(prog=prog, description=description)
     add_arguments(parser)
     args = parser.parse_args(argv)
     return guarded(prog, lambda: run(args))

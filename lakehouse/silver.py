@@ -89,6 +89,22 @@ def record_key(contract: Contract) -> Column:
     return F.coalesce(F.concat(F.lit("id:"), F.col(unique[0])), natural)
 
 
+def filter_record_versions(bronze_df: DataFrame, in_scope: Column, contract: Contract) -> DataFrame:
+    """Rows in scope, plus every other version of a record in scope that carries the same unique id.
+
+    Natural keys include the date, so their versions share a week; a record id can move to another
+    week in a correction, and then its versions outside the scope must compete too. Needs `_record_key`.
+    """
+    scoped_df = bronze_df.filter(in_scope)
+    unique = [c.name for c in contract.columns if c.unique and c.name in bronze_df.columns]
+    if not unique:
+        return scoped_df
+    has_id = F.col(unique[0]).isNotNull()
+    ids_df = scoped_df.filter(has_id).select(KEY).distinct()
+    moved_df = bronze_df.filter(~in_scope & has_id).join(ids_df, on=KEY, how="left_semi")
+    return scoped_df.unionByName(moved_df)
+
+
 def with_record_status(df: DataFrame) -> DataFrame:
     """Rank versions of each `_record_key`: the latest delivery wins, earlier deliveries' versions are
     superseded, and extra copies within one delivery are duplicates.

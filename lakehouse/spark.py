@@ -51,14 +51,22 @@ def get_spark(
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.session.timeZone": "UTC",
+        # In local mode the driver JVM also runs the tasks: give it room (only read when the JVM starts).
+        "spark.driver.memory": os.environ.get("LAKEHOUSE_DRIVER_MEMORY", "4g"),
         "spark.sql.shuffle.partitions": os.environ.get("LAKEHOUSE_SHUFFLE_PARTITIONS", "8"),
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.warehouse.dir": str(settings.home / "spark-warehouse"),
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={settings.home / 'derby'} "
         f"-Dlog4j.configurationFile={LOG4J_CONFIG}",
-        # Writes of a week's partitions replace only that week (partition `replaceWhere`).
+        # Schema changes only where a write asks for them (mergeSchema on bronze appends and rebuilds).
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
     }
+    if settings.spark_master.startswith("local"):
+        # Delta rebuilds table state with 50 tasks by default; on one machine that costs ~1.5 s per
+        # write for tables of a few hundred files, against ~0.2 s with 2 (measured on 2 cores).
+        defaults["spark.databricks.delta.snapshotPartitions"] = os.environ.get(
+            "LAKEHOUSE_DELTA_SNAPSHOT_PARTITIONS", "2"
+        )
     # Spark otherwise warns on every start that the host name resolves to loopback.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder.appName(app_name).master(settings.spark_master)

@@ -54,7 +54,7 @@ class Shape:
 
 def uniform(seed: int, name: str, *keys: Column | str) -> Column:
     """A deterministic uniform(0, 1) per key, independent of partitioning (unlike F.rand)."""
-    bits = F.xxhash64(F.lit(seed), F.lit(name), *keys) & F.lit((1 << 52) - 1)
+    bits = F.xxhash64(F.lit(seed), F.lit(name), *keys).bitwiseAND(F.lit((1 << 52) - 1))
     return (bits.cast("double") + 0.5) / F.lit(float(1 << 52))
 
 

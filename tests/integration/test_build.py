@@ -65,7 +65,7 @@ def test_a_later_delivery_corrects_a_record_and_the_old_version_is_superseded(
     spark, settings, tmp_path, reference_deliveries
 ):
     ingest_references(spark, settings, reference_deliveries)
-    ingest(spark, settings, "sales", write_csv(tmp_path / "d1", "s.csv", GOOD + [GOOD[0]]).parent)
+    ingest(spark, settings, "sales", write_csv(tmp_path / "d1", "s.csv", [*GOOD, GOOD[0]]).parent)
     header = [*SALES_HEADER, "record_id"]
     ingest(
         spark,

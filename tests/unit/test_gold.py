@@ -9,7 +9,7 @@ from chispa import assert_approx_df_equality
 from pyspark.sql import functions as F
 
 from lakehouse.contracts import load_contract
-from lakehouse.gold import affected_feature_weeks, build_features, build_sales_weekly, with_history
+from lakehouse.gold import affected_feature_weeks, build_features, build_sales_weekly, feature_input_weeks, with_history
 
 W0 = date(2024, 1, 1)
 
@@ -105,3 +105,9 @@ def test_competitor_features_exclude_own_product(spark):
 def test_affected_weeks_cover_every_dependent_feature_week():
     (lo, hi), (lo52, hi52) = affected_feature_weeks(week(10), week(12))
     assert (lo, hi) == (week(9), week(16)) and (lo52, hi52) == (week(62), week(64))
+    assert feature_input_weeks(week(10), week(12)) == [
+        (week(-43), week(-36)),
+        (week(5), week(17)),
+        (week(10), week(12)),
+        (week(58), week(65)),
+    ]

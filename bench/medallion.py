@@ -1,0 +1,206 @@
+"""Medallion benchmark: synthetic raw rows through bronze, silver and gold, against a plain-copy floor.
+
+For each size, in a fresh process (so peak memory is per size): generate a CSV delivery, time
+(floor) Spark reading the raw files and writing them to Parquet with no logic, then ingest (bronze),
+build silver, build gold over every week. Reports rows/s per stage, the ratio of the whole medallion
+to the floor, the 20M/5M time ratio, and peak memory of the Python driver and of the Spark JVM.
+Usage: python -m bench.medallion [--rows 1000000 5000000 20000000] [--results bench/RESULTS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+PRODUCTS, WEEKS = 20, 50
+START = date(2023, 1, 2)
+
+
+def _jvm_peak_heap_mb(spark) -> float:  # type: ignore[no-untyped-def]
+    jvm = spark.sparkContext._jvm
+    pools = jvm.java.lang.management.ManagementFactory.getMemoryPoolMXBeans()
+    return sum(p.getPeakUsage().getUsed() for p in pools if str(p.getType()) == "HEAP") / 2**20
+
+
+def _jvm_peak_rss_mb(spark) -> float:  # type: ignore[no-untyped-def]
+    pid = spark.sparkContext._jvm.ProcessHandle.current().pid()
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_one(rows: int, workdir: Path) -> dict:
+    """Measure one size in this process; returns the figures as a dict."""
+    os.environ["LAKEHOUSE_HOME"] = str(workdir / "home")
+    from jobs.build import build_gold, build_reference, build_silver_sales
+    from jobs.ingest import ingest_deliveries
+    from jobs.sample_data import main as sample_data
+    from lakehouse.catalog import BRONZE_OUTLETS, BRONZE_PRODUCTS, SILVER_OUTLETS, SILVER_PRODUCTS
+    from lakehouse.config import load_settings
+    from lakehouse.runtime import utc_now
+    from lakehouse.spark import get_spark
+
+    settings = load_settings()
+    spark = get_spark("bench-medallion", settings)
+    outlets = rows // (PRODUCTS * WEEKS)
+    raw = workdir / "raw"
+    files = max(2, rows // 500_000)
+    sample_data(
+        [
+            "synthetic",
+            "--out",
+            str(raw),
+            "--outlets",
+            str(outlets),
+            "--products",
+            str(PRODUCTS),
+            "--weeks",
+            str(WEEKS),
+            "--start",
+            START.isoformat(),
+            "--layout",
+            "single",
+            "--files",
+            str(files),
+        ]
+    )
+    sales = raw / "sales" / "all"
+    timings = {}
+
+    start = time.perf_counter()
+    spark.read.option("header", True).csv(str(sales)).write.mode("overwrite").parquet(str(workdir / "floor"))
+    timings["floor"] = time.perf_counter() - start
+
+    ingest_deliveries(spark, settings, [str(raw / "outlets")], "outlets", utc_now())
+    ingest_deliveries(spark, settings, [str(raw / "products")], "products", utc_now())
+    start = time.perf_counter()
+    [result] = ingest_deliveries(spark, settings, [str(sales)], "sales", utc_now())
+    timings["bronze"] = time.perf_counter() - start
+    assert result.rows == outlets * PRODUCTS * WEEKS, result
+
+    last = START + timedelta(weeks=WEEKS - 1)
+    start = time.perf_counter()
+    build_reference(spark, settings, BRONZE_OUTLETS, SILVER_OUTLETS)
+    build_reference(spark, settings, BRONZE_PRODUCTS, SILVER_PRODUCTS)
+    conservation = build_silver_sales(spark, settings, START, last)
+    timings["silver"] = time.perf_counter() - start
+    assert all(r["is_balanced"] for r in conservation)
+
+    start = time.perf_counter()
+    build_gold(spark, settings, START, last)
+    timings["gold"] = time.perf_counter() - start
+
+    n = result.rows
+    medallion = timings["bronze"] + timings["silver"] + timings["gold"]
+    return {
+        "rows": n,
+        "files": files,
+        **{f"{k}_s": round(v, 1) for k, v in timings.items()},
+        **{f"{k}_rows_per_s": round(n / timings[k]) for k in ("floor", "bronze", "silver", "gold")},
+        "medallion_s": round(medallion, 1),
+        "ratio_to_floor": round(medallion / timings["floor"], 2),
+        "python_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "jvm_peak_heap_mb": round(_jvm_peak_heap_mb(spark)),
+        "jvm_peak_rss_mb": round(_jvm_peak_rss_mb(spark)),
+    }
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0]
+    import pyspark
+
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {mem_gb:.0f} GiB RAM, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, {java}, Spark {pyspark.__version__} local[*], "
+        f"driver memory {os.environ.get('LAKEHOUSE_DRIVER_MEMORY', '4g')}"
+    )
+
+
+def report(results: list[dict]) -> str:
+    lines = [
+        "| rows | floor s | bronze s | silver s | gold s | medallion s | x floor | floor rows/s | bronze rows/s "
+        "| silver rows/s | gold rows/s | Python peak RSS MB | JVM peak heap MB | JVM peak RSS MB |",
+        "|" + "---|" * 14,
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['rows']:,} | {r['floor_s']} | {r['bronze_s']} | {r['silver_s']} | {r['gold_s']} | "
+            f"{r['medallion_s']} | {r['ratio_to_floor']} | {r['floor_rows_per_s']:,} | {r['bronze_rows_per_s']:,} | "
+            f"{r['silver_rows_per_s']:,} | {r['gold_rows_per_s']:,} | {r['python_peak_rss_mb']} | "
+            f"{r['jvm_peak_heap_mb']} | {r['jvm_peak_rss_mb']} |"
+        )
+    by_rows = {r["rows"]: r for r in results}
+    if 20_000_000 in by_rows and 5_000_000 in by_rows:
+        scale = by_rows[20_000_000]["medallion_s"] / by_rows[5_000_000]["medallion_s"]
+        lines.append(f"\nCost linearity: medallion time 20M / 5M = {scale:.2f} (goal <= 4.5).")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000, 20_000_000])
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # child process mode
+    parser.add_argument("--results", type=Path, help="write the markdown table into this file's medallion section")
+    args = parser.parse_args()
+    if args.one:
+        workdir = Path(tempfile.mkdtemp(prefix="bench-medallion-"))
+        try:
+            print("RESULT " + json.dumps(run_one(args.rows[0], workdir)), flush=True)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return 0
+    results = []
+    for rows in args.rows:
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.medallion", "--one", "--rows", str(rows)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if done.returncode != 0 or line is None:
+            print(done.stdout[-3000:], done.stderr[-3000:], file=sys.stderr)
+            return 1
+        results.append(json.loads(line.removeprefix("RESULT ")))
+        print(json.dumps(results[-1]), flush=True)
+    table = f"Machine: {machine()}\n\n{report(results)}\n"
+    print(table)
+    if args.results:
+        write_section(args.results, "medallion", table)
+    return 0
+
+
+def write_section(path: Path, name: str, body: str) -> None:
+    """Replace the text between `<!-- name -->` and `<!-- /name -->` markers (other sections are kept)."""
+    begin, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    text = path.read_text() if path.exists() else ""
+    block = f"{begin}\n{body}{end}"
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
