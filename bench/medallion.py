@@ -29,7 +29,7 @@ START = date(2023, 1, 2)
 def _jvm_peak_heap_mb(spark) -> float:  # type: ignore[no-untyped-def]
     jvm = spark.sparkContext._jvm
     pools = jvm.java.lang.management.ManagementFactory.getMemoryPoolMXBeans()
-    return sum(p.getPeakUsage().getUsed() for p in pools if str(p.getType()) == "HEAP") / 2**20
+    return sum(p.getPeakUsage().getUsed() for p in pools if p.getType().name() == "HEAP") / 2**20
 
 
 def _jvm_peak_rss_mb(spark) -> float:  # type: ignore[no-untyped-def]

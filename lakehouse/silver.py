@@ -109,17 +109,22 @@ def with_record_status(df: DataFrame) -> DataFrame:
     """Rank versions of each `_record_key`: the latest delivery wins, earlier deliveries' versions are
     superseded, and extra copies within one delivery are duplicates.
 
-    Ties within a delivery are broken by file name and a hash of the row, so reruns pick the same winner.
+    One window: ordering by delivery first keeps each delivery's copies together, so a row whose
+    predecessor came in the same delivery is a copy. Ties within a delivery are broken by file name and
+    a hash of the row, so reruns pick the same winner.
     """
-    tie_break = (F.col("_source_file").desc(), F.col("_row_hash").desc())
-    latest_first = Window.partitionBy(KEY).orderBy(F.col("_ingested_at").desc(), F.col("_batch_id").desc(), *tie_break)
-    within_batch = Window.partitionBy(KEY, "_batch_id").orderBy(*tie_break)
+    latest_first = Window.partitionBy(KEY).orderBy(
+        F.col("_ingested_at").desc(),
+        F.col("_batch_id").desc(),
+        F.col("_source_file").desc(),
+        F.col("_row_hash").desc(),
+    )
     return (
         df.withColumn("_row_hash", F.xxhash64(*[F.col(c) for c in df.columns]))
         .withColumn(
             STATUS,
             F.when(F.row_number().over(latest_first) == 1, "winner")
-            .when(F.row_number().over(within_batch) > 1, "duplicate")
+            .when(F.lag("_batch_id").over(latest_first) == F.col("_batch_id"), "duplicate")
             .otherwise("superseded"),
         )
         .drop("_row_hash")
