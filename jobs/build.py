@@ -52,6 +52,9 @@ WEEK_OF_ROW = (
 )
 
 
+ROW_COUNTS = ("bronze_rows", "silver_rows", "quarantined", "duplicates", "superseded")
+
+
 def _conservation(
     spark: SparkSession,
     settings: Settings,
@@ -70,31 +73,19 @@ def _conservation(
     if by_week:
         quarantine_df = quarantine_df.filter(f"({predicate}) OR week_start IS NULL")
     week = F.col("week_start") if by_week else F.lit(None).cast("date").alias("week_start")
+    duplicates_or_superseded = F.when(F.col(STATUS) == "duplicate", "duplicates").otherwise("superseded")
     tagged = [
         bronze_df.select(week, F.lit("bronze_rows").alias("kind")),
         delta_io.read(spark, table, settings).filter(predicate).select(week, F.lit("silver_rows").alias("kind")),
         quarantine_df.select(week, F.lit("quarantined").alias("kind")),
-        statuses_df.filter(F.col(STATUS) != "winner").select(week, F.col(STATUS).alias("kind")),
+        statuses_df.filter(F.col(STATUS) != "winner").select(week, duplicates_or_superseded.alias("kind")),
     ]
     counts = delta_io.count_by(reduce(DataFrame.unionByName, tagged), "week_start", "kind")
-    kinds = ("bronze_rows", "silver_rows", "quarantined", "duplicate", "superseded")
     rows = []
     for wk in sorted({w for w, _ in counts}, key=lambda d: (d is not None, d)):
-        n = {k: counts.get((wk, k), 0) for k in kinds}
-        balanced = n["bronze_rows"] == n["silver_rows"] + n["quarantined"] + n["duplicate"] + n["superseded"]
-        rows.append(
-            {
-                "table_name": table.name,
-                "week_start": wk,
-                "bronze_rows": n["bronze_rows"],
-                "silver_rows": n["silver_rows"],
-                "quarantined": n["quarantined"],
-                "duplicates": n["duplicate"],
-                "superseded": n["superseded"],
-                "source": source,
-                "is_balanced": balanced,
-            }
-        )
+        n = {kind: counts.get((wk, kind), 0) for kind in ROW_COUNTS}
+        balanced = n["bronze_rows"] == n["silver_rows"] + n["quarantined"] + n["duplicates"] + n["superseded"]
+        rows.append({"table_name": table.name, "week_start": wk, **n, "source": source, "is_balanced": balanced})
     return rows
 
 
@@ -209,7 +200,7 @@ def build_gold(spark: SparkSession, settings: Settings, first: date, last: date)
 
 def build_weeks(spark: SparkSession, settings: Settings, first: date, last: date, progress: Progress) -> dict:
     """Reference tables, then silver sales and gold for the weeks; returns the conservation totals."""
-    totals = {"bronze_rows": 0, "silver_rows": 0, "quarantined": 0, "duplicates": 0, "superseded": 0}
+    totals = dict.fromkeys(ROW_COUNTS, 0)
     for bronze, silver in ((BRONZE_OUTLETS, SILVER_OUTLETS), (BRONZE_PRODUCTS, SILVER_PRODUCTS)):
         build_reference(spark, settings, bronze, silver)
     rows = build_silver_sales(spark, settings, first, last)
