@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import shutil
 from datetime import date
 from pathlib import Path
@@ -13,7 +14,6 @@ from pyspark.sql import functions as F
 from jobs import backfill, sample_data
 from lakehouse.catalog import BRONZE_SALES, GOLD_FEATURES, GOLD_SALES_WEEKLY, QUARANTINE, SILVER_SALES
 from lakehouse.config import REPO_ROOT, load_settings
-from lakehouse.runtime import Progress
 from tests.conftest import SALES_HEADER, write_csv
 from tests.integration.helpers import assert_same_content, build, ingest, ingest_references, table
 
@@ -111,12 +111,7 @@ def test_a_backfill_equals_building_the_weeks_one_by_one(spark, tmp_path, monkey
     assert features.filter(F.col("units_next_week").isNull()).count() == 9  # only the last week lacks a label
 
 
-def backfill_args(first: str, last: str, chunk: int):
-    import argparse
-
+def backfill_args(first: str, last: str, chunk: int) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     backfill.add_arguments(parser)
     return parser.parse_args(["--from", first, "--to", last, "--chunk-weeks", str(chunk)])
-
-
-_ = Progress  # progress lines come from the jobs themselves
