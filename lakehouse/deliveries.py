@@ -113,8 +113,8 @@ def csv_header(head: bytes) -> list[str]:
         raise DeliveryError("empty file: no header line")
     if b"\x00" in head:
         raise DeliveryError("not a text file (binary content)")
-    try:
-        first_line = head.decode("utf-8").splitlines()[0]
+    try:  # decode the first line only: the probe may end inside a multi-byte character
+        first_line = head.lstrip(b"\r\n").split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DeliveryError(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
     return [name.strip() for name in next(csv.reader([first_line]))]

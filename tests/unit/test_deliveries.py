@@ -11,6 +11,11 @@ def test_csv_header_parses_quoted_names():
     assert csv_header(b'outlet_id,"product_id", units\nO1,P1,3\n') == ["outlet_id", "product_id", "units"]
 
 
+def test_csv_header_survives_a_byte_order_mark_and_a_probe_cut_mid_character():
+    head = "\ufeffoutlet_id,units\r\nO1,caf\u00e9".encode()[:-1]
+    assert csv_header(head) == ["outlet_id", "units"]
+
+
 @pytest.mark.parametrize(
     ("head", "message"),
     [
