@@ -7,7 +7,6 @@ from datetime import date
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from lakehouse.catalog import Table
 from lakehouse.config import Settings
@@ -35,13 +34,6 @@ def version(spark: SparkSession, table: Table, settings: Settings) -> int:
     last = DeltaTable.forPath(spark, table.path(settings)).history(1).select("version").first()
     assert last is not None
     return int(last["version"])
-
-
-def read_or_empty(spark: SparkSession, table: Table, settings: Settings, schema: T.StructType) -> DataFrame:
-    """Read a table, or an empty frame of `schema` when it does not exist yet."""
-    if exists(spark, table, settings):
-        return read(spark, table, settings)
-    return spark.createDataFrame([], schema)
 
 
 def _writer(df: DataFrame, table: Table, mode: str) -> DataFrameWriter:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -170,7 +170,3 @@ def write_truth(out: Path, shape: Shape, truth: Truth) -> None:
     payload = {"shape": {**asdict(shape), "start": shape.start.isoformat()}, "truth": asdict(truth), **lifts}
     out.mkdir(parents=True, exist_ok=True)
     (out / "truth.json").write_text(json.dumps(payload, indent=2))
-
-
-def last_week(shape: Shape) -> date:
-    return shape.start + timedelta(weeks=shape.weeks - 1)
