@@ -25,8 +25,8 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'
 	touch $@
 
-jars: $(LAKEHOUSE_JARS_DIR)/delta-spark_2.13-4.0.1.jar
-$(LAKEHOUSE_JARS_DIR)/delta-spark_2.13-4.0.1.jar:
+jars: $(LAKEHOUSE_JARS_DIR)/.complete
+$(LAKEHOUSE_JARS_DIR)/.complete: scripts/jars.pom.xml scripts/fetch_jars.sh
 	scripts/fetch_jars.sh $(LAKEHOUSE_JARS_DIR)
 
 data: $(DOMINICKS)/.complete

@@ -10,9 +10,9 @@ from pyspark.sql import SparkSession
 
 from lakehouse.config import Settings, load_settings
 
-# Maven coordinates resolved by `make jars` (scripts/fetch_jars.sh) into the jars dir.
 LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
-DELTA_JARS = ("delta-spark_2.13-4.0.1.jar", "delta-storage-4.0.1.jar")
+# `make jars` resolves scripts/jars.pom.xml into the jars dir; Spark loads every jar there. These must be among them.
+REQUIRED_JARS = ("delta-spark_2.13-4.0.1.jar", "delta-storage-4.0.1.jar", "hadoop-aws-3.4.1.jar")
 
 
 class SetupError(RuntimeError):
@@ -28,13 +28,31 @@ def _check_java() -> None:
         )
 
 
-def delta_jar_paths(settings: Settings) -> list[Path]:
-    """Local Delta jars; a clear error names the missing ones and the command that fetches them."""
-    paths = [settings.jars_dir / name for name in DELTA_JARS]
-    missing = [p.name for p in paths if not p.exists()]
+def jar_paths(settings: Settings) -> list[Path]:
+    """Every jar of the jars dir; a clear error names missing required ones and the command that fetches them."""
+    missing = [name for name in REQUIRED_JARS if not (settings.jars_dir / name).exists()]
     if missing:
-        raise SetupError(f"Delta jars missing from {settings.jars_dir}: {', '.join(missing)}; run `make jars`")
-    return paths
+        raise SetupError(f"Spark jars missing from {settings.jars_dir}: {', '.join(missing)}; run `make jars`")
+    return sorted(settings.jars_dir.glob("*.jar"))
+
+
+def s3a_conf(env: dict[str, str] | None = None) -> dict[str, str]:
+    """Hadoop S3A settings for an S3-compatible endpoint (`AWS_ENDPOINT_URL`, as boto3 reads it).
+
+    Credentials are not passed here: S3A's default chain reads `AWS_ACCESS_KEY_ID` and
+    `AWS_SECRET_ACCESS_KEY` from the environment (or an instance/pod role), so no secret enters Spark conf.
+    """
+    env = dict(os.environ) if env is None else env
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    conf = {"spark.hadoop.fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem"}
+    if endpoint:
+        conf |= {
+            "spark.hadoop.fs.s3a.endpoint": endpoint,
+            "spark.hadoop.fs.s3a.endpoint.region": env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1")),
+            "spark.hadoop.fs.s3a.path.style.access": "true",
+            "spark.hadoop.fs.s3a.connection.ssl.enabled": str(endpoint.startswith("https")).lower(),
+        }
+    return conf
 
 
 def get_spark(
@@ -45,7 +63,7 @@ def get_spark(
     """Build (or reuse) the SparkSession with Delta Lake; `conf` overrides the defaults."""
     settings = settings or load_settings()
     _check_java()
-    jars = ",".join(str(p) for p in delta_jar_paths(settings))
+    jars = ",".join(str(p) for p in jar_paths(settings))
     defaults = {
         "spark.jars": jars,
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -60,6 +78,7 @@ def get_spark(
         f"-Dlog4j.configurationFile={LOG4J_CONFIG}",
         # Schema changes only where a write asks for them (mergeSchema on bronze appends and rebuilds).
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        **s3a_conf(),
     }
     if settings.spark_master.startswith("local"):
         # Delta rebuilds table state with 50 tasks by default; on one machine that costs ~1.5 s per

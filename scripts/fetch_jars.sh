@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
-# Resolve the Delta Lake jars from Maven Central into a local cache dir (once); Spark loads them from there.
+# Resolve the jars of scripts/jars.pom.xml (Delta Lake, hadoop-aws + AWS SDK) from Maven Central into a
+# local cache dir, once; Spark loads every jar there. Maven keeps its own cache in ~/.m2.
 set -euo pipefail
 dest="${1:?usage: fetch_jars.sh DEST_DIR}"
-artifacts=(io.delta:delta-spark_2.13:4.0.1 io.delta:delta-storage:4.0.1)
+pom="$(dirname "$0")/jars.pom.xml"
 command -v java >/dev/null || { echo "Java not found: install OpenJDK 17 (apt-get install -y openjdk-17-jdk-headless)" >&2; exit 1; }
-command -v mvn >/dev/null || { echo "Maven not found: install it (apt-get install -y maven) to fetch the Delta jars" >&2; exit 1; }
+command -v mvn >/dev/null || { echo "Maven not found: install it (apt-get install -y maven) to fetch the Spark jars" >&2; exit 1; }
 mkdir -p "$dest"
-for gav in "${artifacts[@]}"; do
-  IFS=: read -r _group artifact version <<<"$gav"
-  [ -f "$dest/$artifact-$version.jar" ] && continue
-  mvn -q -B dependency:copy -Dartifact="$gav" -DoutputDirectory="$dest" -Dmdep.overWriteIfNewer=true
-done
-ls "$dest"
+rm -f "$dest"/*.jar
+mvn -q -B -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$dest"
+touch "$dest/.complete"
+echo "jars in $dest: $(ls "$dest"/*.jar | wc -l)"

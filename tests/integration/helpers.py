@@ -16,7 +16,7 @@ from lakehouse.config import Settings
 from lakehouse.runtime import Progress, utc_now
 
 
-def ingest(spark: SparkSession, settings: Settings, kind: str, *folders: Path) -> list[IngestResult]:
+def ingest(spark: SparkSession, settings: Settings, kind: str, *folders: Path | str) -> list[IngestResult]:
     return ingest_deliveries(spark, settings, [str(f) for f in folders], kind, utc_now())
 
 

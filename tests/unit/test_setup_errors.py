@@ -6,13 +6,14 @@ import pytest
 
 from lakehouse.config import load_settings
 from lakehouse.runtime import guarded
-from lakehouse.spark import SetupError, _check_java, delta_jar_paths
+from lakehouse.spark import SetupError, _check_java, jar_paths
 
 
 def test_missing_delta_jars_name_the_files_and_the_fix(tmp_path):
     settings = load_settings({"LAKEHOUSE_JARS_DIR": str(tmp_path), "LAKEHOUSE_HOME": str(tmp_path)})
-    with pytest.raises(SetupError, match=r"delta-spark_2.13-4.0.1.jar, delta-storage-4.0.1.jar; run `make jars`"):
-        delta_jar_paths(settings)
+    expected = r"delta-spark_2.13-4.0.1.jar, delta-storage-4.0.1.jar, hadoop-aws-3.4.1.jar; run `make jars`"
+    with pytest.raises(SetupError, match=expected):
+        jar_paths(settings)
 
 
 def test_missing_java_says_how_to_install_it(monkeypatch):
