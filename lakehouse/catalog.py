@@ -55,6 +55,7 @@ GOLD_SALES_WEEKLY = Table(
 GOLD_FEATURES = Table(
     "gold_features", "gold", ("week_start",), "point-in-time features and labels", ("outlet_id", "product_id")
 )
+MODEL_AUDIT = Table("audit_model_registry", "audit", description="append-only log of registry alias changes")
 
 TABLES: tuple[Table, ...] = (
     BRONZE_SALES,
@@ -68,6 +69,7 @@ TABLES: tuple[Table, ...] = (
     CONSERVATION,
     GOLD_SALES_WEEKLY,
     GOLD_FEATURES,
+    MODEL_AUDIT,
 )
 
 BRONZE_BY_KIND = {"sales": BRONZE_SALES, "outlets": BRONZE_OUTLETS, "products": BRONZE_PRODUCTS}

@@ -16,6 +16,8 @@ COMMANDS = {
     "tables": "jobs.tables",
     "quarantine": "jobs.quarantine",
     "sample-data": "jobs.sample_data",
+    "train": "jobs.train",
+    "models": "jobs.models",
 }
 
 

@@ -24,3 +24,8 @@ def select_contract(df: DataFrame, contract: Contract, extra: tuple[str, ...] = 
             value = F.lit(None)
         columns.append(value.cast(col.physical_type).alias(col.name))
     return df.select(*columns, *[F.col(c) for c in extra])
+
+
+def contract_ddl(contract: Contract) -> str:
+    """The contract's columns as a Spark DDL schema string (for building small frames from Python rows)."""
+    return ", ".join(f"`{c.name}` {c.physical_type}" for c in contract.columns)

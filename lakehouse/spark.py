@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -86,6 +87,9 @@ def get_spark(
         defaults["spark.databricks.delta.snapshotPartitions"] = os.environ.get(
             "LAKEHOUSE_DELTA_SNAPSHOT_PARTITIONS", "2"
         )
+    # Python workers (pandas UDFs, xgboost.spark) must run this interpreter, with its packages; pyspark
+    # reads the variable when the context starts (its default, `python3` on PATH, may lack them).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     # Spark otherwise warns on every start that the host name resolves to loopback.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder.appName(app_name).master(settings.spark_master)

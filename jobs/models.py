@@ -1,0 +1,194 @@
+"""Registry: list versions, show one, promote one to @champion, roll back to the previous champion, history.
+
+Promotion and rollback move the `@champion` alias only; each change is recorded (who, when, from,
+to, why, gate figures) in the version's tags and the append-only audit table that `history` prints.
+A version that failed the gate (or never went through it) is promoted only with --force, recorded as forced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from lakehouse import registry, tracking
+from lakehouse.config import Settings, load_settings
+from lakehouse.ml_config import load_ml_config
+from lakehouse.runtime import UsageError, run_main
+from lakehouse.spark import get_spark
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sub.add_parser("list", help="every version with its aliases, gate verdict and holdout WAPE")
+    show = sub.add_parser("show", help="one version: run, metrics, lineage, tags")
+    show.add_argument("version")
+    promote = sub.add_parser("promote", help="point @champion at VERSION")
+    promote.add_argument("version")
+    promote.add_argument("--reason", required=True)
+    promote.add_argument("--force", action="store_true", help="promote even though the gate did not pass it")
+    rollback = sub.add_parser("rollback", help="restore the champion before the current one")
+    rollback.add_argument("--reason", required=True)
+    sub.add_parser("history", help="every alias change, oldest first")
+    for p in sub.choices.values():
+        p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _version(name: str, version: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return registry.client().get_model_version(name, version)
+    except MlflowException as exc:
+        raise UsageError(f"model {name} has no version {version}") from exc
+
+
+def _aliases(name: str) -> dict[str, str]:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return dict(registry.client().get_registered_model(name).aliases)
+    except MlflowException as exc:
+        raise UsageError(f"no registered model {name!r} yet; run `lakehouse train` first") from exc
+
+
+def list_versions(name: str) -> list[dict[str, Any]]:
+    by_version: dict[str, list[str]] = {}
+    for alias, version in _aliases(name).items():
+        by_version.setdefault(str(version), []).append(alias)
+    out = []
+    for mv in registry.client().search_model_versions(f"name='{name}'", order_by=["version_number DESC"]):
+        passed, metrics = registry.gate_tags(mv.tags)
+        out.append(
+            {
+                "version": str(mv.version),
+                "aliases": sorted(by_version.get(str(mv.version), [])),
+                "created": mv.creation_timestamp,
+                "run_id": mv.run_id,
+                "gate": {None: "not gated", True: "passed", False: "failed"}[passed],
+                "holdout_wape": metrics.get("challenger_wape"),
+            }
+        )
+    return out
+
+
+def show(name: str, version: str) -> dict[str, Any]:
+    mv = _version(name, version)
+    run = registry.client().get_run(mv.run_id)
+    return {
+        "version": str(mv.version),
+        "aliases": [a for a, v in _aliases(name).items() if str(v) == str(mv.version)],
+        "run_id": mv.run_id,
+        "source": mv.source,
+        "tags": dict(mv.tags),
+        "metrics": {k: v for k, v in sorted(run.data.metrics.items()) if k.startswith(("holdout_", "effect_", "cv_"))},
+        "lineage": {k: v for k, v in sorted(run.data.tags.items()) if k.startswith(("lineage.", "contract."))}
+        | {"git_commit": run.data.tags.get("git_commit"), "spark_master": run.data.tags.get("spark_master")},
+    }
+
+
+def promote(spark: SparkSession, settings: Settings, name: str, version: str, reason: str, force: bool) -> dict:
+    mv = _version(name, version)
+    passed, metrics = registry.gate_tags(mv.tags)
+    current = registry.alias_version(name, registry.CHAMPION)
+    if current == str(version):
+        raise UsageError(f"version {version} is already @champion")
+    if not passed and not force:
+        verdict = "was never gated" if passed is None else f"failed the gate ({mv.tags.get('gate.reasons', '?')})"
+        raise registry.RegistryError(
+            f"version {version} {verdict}; use --force to promote it anyway (recorded as forced)"
+        )
+    event = registry.Event(
+        name,
+        registry.CHAMPION,
+        "promote",
+        current,
+        str(version),
+        reason,
+        forced=not passed,
+        gate_passed=passed,
+        gate_metrics=metrics or None,
+        run_id=mv.run_id,
+    )
+    registry.move_alias(spark, settings, event)
+    return {"model": name, "champion": str(version), "previous": current, "forced": not passed}
+
+
+def rollback(spark: SparkSession, settings: Settings, name: str, reason: str) -> dict:
+    events = [r.asDict() for r in registry.history(spark, settings, name).collect()]
+    chain = registry.champion_chain(events)
+    current = registry.alias_version(name, registry.CHAMPION)
+    if len(chain) < 2 or chain[-1] != current:
+        raise registry.RegistryError(
+            f"no previous champion to roll back to (champion history: {' -> '.join(chain) or 'empty'})"
+        )
+    target = chain[-2]
+    passed, metrics = registry.gate_tags(_version(name, target).tags)
+    event = registry.Event(
+        name,
+        registry.CHAMPION,
+        "rollback",
+        current,
+        target,
+        reason,
+        gate_passed=passed,
+        gate_metrics=metrics or None,
+        run_id=_version(name, target).run_id,
+    )
+    registry.move_alias(spark, settings, event)
+    return {"model": name, "champion": target, "previous": current}
+
+
+def _print(result: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2, default=str))
+    elif isinstance(result, list):
+        for row in result:
+            print("  ".join(f"{k}={v}" for k, v in row.items()))
+    else:
+        for key, value in result.items():
+            print(f"{key}: {json.dumps(value, default=str) if isinstance(value, dict | list) else value}")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings, config = load_settings(), load_ml_config()
+    tracking.configure(settings, config.registry.experiment, dict(os.environ))
+    name = config.registry.model_name
+    if args.action == "list":
+        _print(list_versions(name), args.json)
+        return 0
+    if args.action == "show":
+        _print(show(name, args.version), args.json)
+        return 0
+    spark = get_spark("lakehouse-models", settings)
+    if args.action == "promote":
+        _print(promote(spark, settings, name, args.version, args.reason, args.force), args.json)
+    elif args.action == "rollback":
+        _print(rollback(spark, settings, name, args.reason), args.json)
+    else:
+        columns = [
+            "event_at",
+            "action",
+            "alias",
+            "from_version",
+            "to_version",
+            "actor",
+            "forced",
+            "gate_passed",
+            "reason",
+        ]
+        rows = [{c: r[c] for c in columns} for r in registry.history(spark, settings, name).collect()]
+        _print(rows, args.json)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_main("models", add_arguments, run, argv, __doc__ or "")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,143 @@
+"""Registry operations by alias (never stages), each recorded in version tags and the Delta audit table.
+
+`@challenger` is the newest trained version; `@champion` is what scoring uses. Promotion and rollback
+move `@champion` only. The audit table is the history: rollback walks it back to the champion before.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse import delta_io
+from lakehouse.catalog import MODEL_AUDIT
+from lakehouse.config import Settings
+from lakehouse.contracts import load_contract
+from lakehouse.runtime import DataError
+from lakehouse.schema import contract_ddl
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+class RegistryError(DataError):
+    """A registry action that is refused (the message says why and what would allow it)."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One alias change, as the audit table holds it."""
+
+    model_name: str
+    alias: str
+    action: str
+    from_version: str | None
+    to_version: str
+    reason: str
+    forced: bool = False
+    gate_passed: bool | None = None
+    gate_metrics: dict[str, Any] | None = None
+    run_id: str | None = None
+
+
+def actor() -> str:
+    """Who acts: LAKEHOUSE_ACTOR (set by Airflow tasks, CI) or the OS user."""
+    return os.environ.get("LAKEHOUSE_ACTOR") or getpass.getuser()
+
+
+def client() -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def alias_version(name: str, alias: str) -> str | None:
+    """The version an alias points to, or None when unset (or the model does not exist yet)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client().get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def _append_event(spark: SparkSession, settings: Settings, event: Event, at: datetime) -> None:
+    event_id = uuid.uuid4().hex
+    values = {
+        **event.__dict__,
+        "event_id": event_id,
+        "event_at": at,
+        "actor": actor(),
+        "gate_metrics": json.dumps(event.gate_metrics, sort_keys=True) if event.gate_metrics is not None else None,
+    }
+    contract = load_contract(MODEL_AUDIT.contract, settings.contracts_dir)
+    row = tuple(values[c.name] for c in contract.columns)
+    df = spark.createDataFrame([row], schema=contract_ddl(contract))
+    delta_io.append_once(df, MODEL_AUDIT, settings, f"audit-{event_id}")
+
+
+def move_alias(spark: SparkSession, settings: Settings, event: Event) -> None:
+    """Point the alias at `to_version`, tag the version, and append the event to the audit table.
+
+    If the audit write fails the alias is put back, so no change goes unrecorded.
+    """
+    at = datetime.now(UTC).replace(tzinfo=None)  # microseconds order events of the same second
+    mlflow_client = client()
+    mlflow_client.set_registered_model_alias(event.model_name, event.alias, event.to_version)
+    try:
+        _append_event(spark, settings, event, at)
+    except Exception:
+        if event.from_version is None:
+            mlflow_client.delete_registered_model_alias(event.model_name, event.alias)
+        else:
+            mlflow_client.set_registered_model_alias(event.model_name, event.alias, event.from_version)
+        raise
+    tags = {
+        f"{event.alias}.{event.action}_at": at.isoformat(),
+        f"{event.alias}.{event.action}_by": actor(),
+        f"{event.alias}.{event.action}_reason": event.reason,
+    }
+    if event.forced:
+        tags[f"{event.alias}.{event.action}_forced"] = "true"
+    for key, value in tags.items():
+        mlflow_client.set_model_version_tag(event.model_name, event.to_version, key, value)
+
+
+def history(spark: SparkSession, settings: Settings, name: str) -> DataFrame:
+    """The model's audit events, oldest first (an empty frame before the first event)."""
+    if not delta_io.exists(spark, MODEL_AUDIT, settings):
+        contract = load_contract(MODEL_AUDIT.contract, settings.contracts_dir)
+        return spark.createDataFrame([], schema=contract_ddl(contract))
+    return (
+        delta_io.read(spark, MODEL_AUDIT, settings).filter(F.col("model_name") == name).orderBy("event_at", "event_id")
+    )
+
+
+def champion_chain(events: list[dict[str, Any]]) -> list[str]:
+    """Champions in order, as a stack: a promotion pushes, a rollback pops back to the one before."""
+    chain: list[str] = []
+    for event in events:
+        if event["alias"] != CHAMPION:
+            continue
+        if event["action"] == "rollback":
+            if chain:
+                chain.pop()
+            if not chain or chain[-1] != event["to_version"]:
+                chain.append(event["to_version"])
+        else:
+            chain.append(event["to_version"])
+    return chain
+
+
+def gate_tags(version_tags: dict[str, str]) -> tuple[bool | None, dict[str, Any]]:
+    """The gate verdict and figures recorded on a version at training time (None when never gated)."""
+    if "gate.passed" not in version_tags:
+        return None, {}
+    return version_tags["gate.passed"] == "true", json.loads(version_tags.get("gate.metrics", "{}"))
