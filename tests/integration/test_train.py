@@ -1,0 +1,177 @@
+"""Training, tracking, the registry and the gate, end to end on synthetic data whose true effects are known.
+
+One warehouse and one MLflow store (SQLite) for the module: synthetic deliveries are ingested and built
+once, then the tests train, gate, promote, roll back and reproduce against them in order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import date
+
+import mlflow
+import pytest
+
+from jobs import models, sample_data
+from jobs.train import reproduce, train
+from lakehouse import registry, tracking
+from lakehouse.catalog import GOLD_FEATURES
+from lakehouse.config import Settings, load_settings
+from lakehouse.ml_config import MLConfig, from_dict
+from tests.integration.helpers import build, ingest, table
+
+START, WEEKS = date(2023, 1, 2), 60
+FAST = {"training": {"cv_folds": 1, "params": {"xgboost": {"n_estimators": 100}}}}
+NAME = "transaction_drivers"
+
+
+@pytest.fixture(scope="module")
+def trained(spark, tmp_path_factory) -> Iterator[tuple[Settings, MLConfig, dict, str]]:
+    """Synthetic data built into gold and a first model trained (it becomes champion)."""
+    root = tmp_path_factory.mktemp("train")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAKEHOUSE_HOME", str(root / "home"))
+        for var in ("LAKEHOUSE_WAREHOUSE", "LAKEHOUSE_CONFIG", "MLFLOW_TRACKING_URI"):
+            mp.delenv(var, raising=False)
+        mp.setenv("LAKEHOUSE_ACTOR", "ci-tests")
+        settings = load_settings()
+        raw = root / "raw"
+        args = ["--outlets", "100", "--products", "8", "--weeks", str(WEEKS), "--start", START.isoformat()]
+        assert sample_data.main(["synthetic", "--out", str(raw), *args]) == 0
+        ingest(spark, settings, "outlets", raw / "outlets")
+        ingest(spark, settings, "products", raw / "products")
+        ingest(spark, settings, "sales", *sorted((raw / "sales").glob("week=*")))
+        build(spark, settings, START, date.fromordinal(START.toordinal() + 7 * (WEEKS - 1)))
+        config = from_dict(FAST)
+        tracking.configure(settings, config.registry.experiment, {})
+        assert train(spark, settings, config, None, promote=True) == 0
+        first_run = registry.client().get_model_version(NAME, "1").run_id
+        yield settings, config, json.loads((raw / "truth.json").read_text()), first_run
+
+
+def _run(run_id: str):
+    return mlflow.MlflowClient().get_run(run_id)
+
+
+def test_a_run_logs_metrics_lineage_and_artifacts_and_the_model_becomes_champion(spark, trained):
+    settings, _, _, run_id = trained
+    run = _run(run_id)
+    tags, metrics = run.data.tags, run.data.metrics
+    assert tags[f"lineage.{GOLD_FEATURES.name}.path"] == GOLD_FEATURES.path(settings)
+    assert tags[f"lineage.{GOLD_FEATURES.name}.version"] == "0"
+    assert tags["contract.gold_features.version"] == "1.0.0"
+    assert tags["spark_master"] == settings.spark_master and tags["git_commit"] != ""
+    for key in (
+        "holdout_wape",
+        "holdout_rmse_log",
+        "holdout_bias",
+        "cv_1_wape",
+        "baseline_last_week_wape",
+        "baseline_last_year_wape",
+        "baseline_elasticity_wape",
+        "effect_price_elasticity",
+    ):
+        assert key in metrics, key
+    assert metrics["holdout_wape"] < min(
+        metrics[f"baseline_{b}_wape"] for b in ("last_week", "last_year", "elasticity")
+    )
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id)}
+    assert {"config.json", "gate.json", "feature_importance.json", "plots", "errors"} <= artifacts
+    plots = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "plots")}
+    assert plots == {"plots/feature_importance.png", "plots/predicted_vs_actual.png"}
+    assert registry.alias_version(NAME, "champion") == "1" and registry.alias_version(NAME, "challenger") == "1"
+    history = [
+        (r.action, r.alias, r.from_version, r.to_version, r.actor)
+        for r in registry.history(spark, settings, NAME).collect()
+    ]
+    assert history == [
+        ("register", "challenger", None, "1", "ci-tests"),
+        ("promote", "champion", None, "1", "ci-tests"),
+    ]
+    model = mlflow.models.get_model_info(f"models:/{NAME}@champion")
+    assert "is_on_deal" in model.signature.inputs.input_names() and "units" not in model.signature.inputs.input_names()
+
+
+def test_the_holdout_weeks_never_reach_training(trained):
+    _, config, _, run_id = trained
+    params = _run(run_id).data.params
+    last = date.fromordinal(START.toordinal() + 7 * (WEEKS - 1))
+    holdout_first = date.fromordinal(last.toordinal() - 7 * (config.training.holdout_weeks - 1))
+    assert params["holdout_first_week"] == str(holdout_first) and params["holdout_last_week"] == str(last)
+    # The final model's training rows were aggregated from the frame given to fit: all before the holdout.
+    assert date.fromisoformat(params["train_last_week"]) < holdout_first
+    assert params["train_first_week"] == str(START)
+
+
+def test_the_model_recovers_the_true_deal_and_feature_lift_within_20_percent(trained):
+    _, _, truth, run_id = trained
+    metrics = _run(run_id).data.metrics
+    for promo in ("deal", "feature"):
+        true_lift = truth[f"{promo}_lift_pct"] / 100
+        assert metrics[f"effect_{promo}_lift"] == pytest.approx(true_lift, rel=0.20), promo
+    assert metrics["effect_price_elasticity"] == pytest.approx(truth["truth"]["price_elasticity"], rel=0.20)
+
+
+def test_a_challenger_no_better_than_the_champion_is_not_promoted_and_force_and_rollback_are_audited(spark, trained):
+    settings, config, _, _ = trained
+    assert train(spark, settings, config, None, promote=True) == 0  # same data, same config: no improvement
+    assert registry.alias_version(NAME, "challenger") == "2" and registry.alias_version(NAME, "champion") == "1"
+    version = registry.client().get_model_version(NAME, "2")
+    assert version.tags["gate.passed"] == "false" and "does not beat champion" in version.tags["gate.reasons"]
+    gate_metrics = json.loads(version.tags["gate.metrics"])
+    assert gate_metrics["champion_version"] == "1" and gate_metrics["champion_wape"] > 0
+
+    with pytest.raises(registry.RegistryError, match=r"version 2 failed the gate .*use --force"):
+        models.promote(spark, settings, NAME, "2", "looks fine to me", force=False)
+    forced = models.promote(spark, settings, NAME, "2", "hotfix for the demo", force=True)
+    assert forced == {"model": NAME, "champion": "2", "previous": "1", "forced": True}
+    assert registry.client().get_model_version(NAME, "2").tags["champion.promote_forced"] == "true"
+
+    assert models.rollback(spark, settings, NAME, "forced model misbehaves") == {
+        "model": NAME,
+        "champion": "1",
+        "previous": "2",
+    }
+    assert registry.alias_version(NAME, "champion") == "1"
+    with pytest.raises(registry.RegistryError, match="no previous champion"):
+        models.rollback(spark, settings, NAME, "again")
+    events = [r.asDict() for r in registry.history(spark, settings, NAME).collect()]
+    assert [(e["action"], e["alias"], e["from_version"], e["to_version"], e["forced"]) for e in events[2:]] == [
+        ("register", "challenger", "1", "2", False),
+        ("promote", "champion", "1", "2", True),
+        ("rollback", "champion", "2", "1", False),
+    ]
+    assert events[-1]["reason"] == "forced model misbehaves" and events[-1]["gate_passed"] is True
+
+
+def test_reproduce_retrains_on_the_recorded_delta_version_within_tolerance(spark, trained, capsys):
+    settings, _, _, run_id = trained
+    # The feature table moves on after the run; reproduce must time-travel back to the recorded version.
+    features = table(spark, settings, GOLD_FEATURES)
+    features.limit(10).write.format("delta").mode("append").save(GOLD_FEATURES.path(settings))
+    assert reproduce(spark, settings, run_id, None) == 0
+    out = capsys.readouterr().out
+    assert "holdout_wape: run" in out and f"reproduced run {run_id}" in out and "version 0" in out
+
+
+def test_an_mllib_model_trains_and_a_weak_one_is_refused_loudly(spark, trained, capsys):
+    settings, _, _, _ = trained
+    weak = from_dict(
+        {
+            **FAST,
+            "training": {
+                "estimator": "mllib_gbt",
+                "cv_folds": 0,
+                "params": {"mllib_gbt": {"maxIter": 1, "maxDepth": 1}},
+            },
+        }
+    )
+    assert train(spark, settings, weak, None, promote=True) == 0
+    out = capsys.readouterr().out
+    assert "WARNING: the model does NOT beat every baseline" in out
+    latest = registry.alias_version(NAME, "challenger")
+    version = registry.client().get_model_version(NAME, latest)
+    assert version.tags["gate.passed"] == "false" and "does not beat baseline" in version.tags["gate.reasons"]
+    assert registry.alias_version(NAME, "champion") == "1"
+    assert _run(version.run_id).data.params["training.estimator"] == "mllib_gbt"

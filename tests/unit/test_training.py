@@ -1,0 +1,143 @@
+"""Time splits, metrics, what-if actions, the gate's rules, the champion chain and the ML config."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+
+import pytest
+from chispa import assert_approx_df_equality, assert_df_equality
+
+from lakehouse.evaluation import regression_metrics, time_splits
+from lakehouse.features import Action, promo_state, with_action
+from lakehouse.gate import Evidence, decide
+from lakehouse.ml_config import from_dict, load_ml_config
+from lakehouse.registry import champion_chain
+from lakehouse.runtime import UsageError
+
+WEEKS = [date(2024, 1, 1) + timedelta(weeks=i) for i in range(20)]
+GATE = from_dict({}).gate
+
+
+def test_the_holdout_is_the_latest_weeks_and_folds_roll_before_it():
+    splits = time_splits(WEEKS, holdout_weeks=4, folds=2, min_train_weeks=6)
+    assert [s.name for s in splits] == ["cv_1", "cv_2", "holdout"]
+    holdout = splits[-1]
+    assert (holdout.test_from, holdout.test_to) == (WEEKS[16], WEEKS[19])
+    assert holdout.train_to == WEEKS[15] and holdout.train_to < holdout.test_from
+    assert [(s.test_from, s.test_to, s.train_to) for s in splits[:2]] == [
+        (WEEKS[8], WEEKS[11], WEEKS[7]),
+        (WEEKS[12], WEEKS[15], WEEKS[11]),
+    ]
+
+
+def test_folds_without_enough_history_are_left_out_and_too_little_data_is_an_error():
+    assert [s.name for s in time_splits(WEEKS, 4, folds=5, min_train_weeks=8)] == ["cv_4", "cv_5", "holdout"]
+    with pytest.raises(ValueError, match="20 weeks with actuals; need at least 24"):
+        time_splits(WEEKS, 8, 1, 16)
+
+
+def test_metrics_are_wape_bias_and_rmse_on_log_units(spark):
+    df = spark.createDataFrame([(10.0, 12.0), (30.0, 24.0), (0.0, 1.0), (5.0, None)], "units double, predicted double")
+    m = regression_metrics(df, "predicted")
+    # The null prediction counts as invalid and adds nothing to the sums.
+    assert m["wape"] == pytest.approx((2 + 6 + 1) / 45)
+    assert m["bias"] == pytest.approx((2 - 6 + 1) / 45)
+    logs = [math.log1p(12) - math.log1p(10), math.log1p(24) - math.log1p(30), math.log1p(1) - math.log1p(0)]
+    assert m["rmse_log"] == pytest.approx(math.sqrt(sum(x * x for x in logs) / 3))
+    assert (m["rows"], m["invalid_predictions"]) == (4.0, 1.0)
+
+
+def test_an_action_changes_price_and_promotions_and_keeps_the_past(spark):
+    schema = (
+        "unit_price double, log_price double, price_index double, price_vs_competitors double, "
+        "price_mean_4w double, is_on_deal boolean, is_featured boolean, has_display boolean"
+    )
+    rows = [
+        (2.0, math.log(2.0), 1.0, 0.8, 2.0, False, False, False),
+        (4.0, math.log(4.0), 1.2, None, None, True, False, True),
+    ]
+    df = spark.createDataFrame(rows, schema)
+    actual = with_action(df, Action("deal_-10", price_change=-0.10, deal=True))
+    expected = spark.createDataFrame(
+        [
+            (1.8, math.log(1.8), 0.9, 0.72, 2.0, True, False, False),
+            (3.6, math.log(3.6), 1.08, None, None, True, False, True),
+        ],
+        schema,
+    )
+    assert_approx_df_equality(actual, expected, 1e-9, ignore_nullable=True)
+    unchanged = with_action(df, Action("as_is"))
+    assert_df_equality(unchanged, df)
+
+
+def test_promo_state_names_the_promotions_of_a_row(spark):
+    df = spark.createDataFrame(
+        [(False, False, False), (True, True, False), (False, False, True)],
+        "is_on_deal boolean, is_featured boolean, has_display boolean",
+    )
+    assert [r[0] for r in df.select(promo_state()).collect()] == ["none", "deal+feature", "display"]
+
+
+def _evidence(wape=0.20, bias=0.01, bad=0.0, **segments):
+    return Evidence(wape, bias, bad, segments or {"retail": wape})
+
+
+def test_a_first_model_passes_when_it_beats_the_baselines_within_guardrails():
+    result = decide(_evidence(), None, {"last_week": 0.4, "elasticity": 0.25}, {"retail": 0.25}, GATE)
+    assert result.passed and result.reasons == ()
+
+
+@pytest.mark.parametrize(
+    ("challenger", "reason"),
+    [
+        (_evidence(bad=3), "3 NaN or null predictions"),
+        (_evidence(bias=0.2), "bias +0.200 outside +-0.1"),
+        (_evidence(wape=0.3), "does not beat baseline elasticity (0.2500)"),
+        (_evidence(0.2, 0.0, 0.0, retail=0.1, digital=0.4), "segment digital: wape 0.4000 worse than 0.2600"),
+    ],
+)
+def test_guardrails_fail_with_their_reason(challenger, reason):
+    result = decide(challenger, None, {"last_week": 0.4, "elasticity": 0.25}, {"retail": 0.25, "digital": 0.26}, GATE)
+    assert not result.passed and any(reason in r for r in result.reasons), result.reasons
+
+
+def test_a_challenger_must_beat_the_champion_by_the_margin_in_every_segment():
+    champion = _evidence(0.20, 0.0, 0.0, retail=0.2, digital=0.2)
+    assert decide(_evidence(0.195, 0.0, 0.0, retail=0.19, digital=0.2), champion, {}, {}, GATE).passed
+    not_enough = decide(_evidence(0.199, 0.0, 0.0, retail=0.19, digital=0.2), champion, {}, {}, GATE)
+    assert not not_enough.passed and "does not beat champion 0.2000 by 1%" in not_enough.reasons[0]
+    worse_segment = decide(_evidence(0.18, 0.0, 0.0, retail=0.1, digital=0.22), champion, {}, {}, GATE)
+    assert not worse_segment.passed and "segment digital" in worse_segment.reasons[0]
+
+
+def test_the_champion_chain_is_a_stack_of_promotions_that_rollbacks_pop():
+    def event(action, to, alias="champion"):
+        return {"alias": alias, "action": action, "to_version": to}
+
+    events = [event("register", "1", "challenger"), event("promote", "1"), event("promote", "2"), event("promote", "3")]
+    assert champion_chain(events) == ["1", "2", "3"]
+    assert champion_chain([*events, event("rollback", "2")]) == ["1", "2"]
+    assert champion_chain([*events, event("rollback", "2"), event("rollback", "1")]) == ["1"]
+    assert champion_chain([*events, event("rollback", "2"), event("promote", "4")]) == ["1", "2", "4"]
+
+
+def test_config_overrides_merge_and_unknown_keys_are_refused(tmp_path):
+    config = from_dict({"training": {"params": {"xgboost": {"max_depth": 3}}}, "gate": {"max_abs_bias": 0.2}})
+    assert config.training.estimator_params["max_depth"] == 3
+    assert config.training.estimator_params["n_estimators"] == 200  # the rest of the defaults stay
+    assert config.gate.max_abs_bias == 0.2 and config.registry.model_name == "transaction_drivers"
+    with pytest.raises(UsageError, match="unknown keys: holdout"):
+        from_dict({"training": {"holdout": 3}})
+    with pytest.raises(UsageError, match="'lightgbm' is not one of xgboost, mllib_gbt"):
+        from_dict({"training": {"estimator": "lightgbm"}})
+    override = tmp_path / "prod.yaml"
+    override.write_text("registry: {model_name: drivers_prod}\n")
+    assert load_ml_config({"LAKEHOUSE_CONFIG": str(override)}).registry.model_name == "drivers_prod"
+    with pytest.raises(UsageError, match="does not exist"):
+        load_ml_config({"LAKEHOUSE_CONFIG": str(tmp_path / "missing.yaml")})
+
+
+def test_null_promotions_are_not_a_promo_state(spark):
+    df = spark.createDataFrame([(None, None, None)], "is_on_deal boolean, is_featured boolean, has_display boolean")
+    assert df.select(promo_state().alias("s")).first()["s"] == "none"
