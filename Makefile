@@ -10,10 +10,10 @@ TOOLS := .cache/tools-venv
 
 .PHONY: setup venv jars data run test check bench clean help
 help:
-	@echo "make run    set up everything, then ingest Dominick's deliveries and build every week"
+	@echo "make run    set up everything, then ingest Dominick's deliveries, build every week, train and gate a model"
 	@echo "make test   set up everything, then run the tests"
 	@echo "make check  ruff, mypy, data contract lint"
-	@echo "make bench  medallion benchmark (writes bench/RESULTS.md figures to stdout)"
+	@echo "make bench  medallion and training benchmarks (figures to stdout; bench/RESULTS.md by hand)"
 
 setup: venv jars data
 
@@ -41,6 +41,9 @@ run: setup
 	$(BIN)/lakehouse build --from 1990-06-11 --to 1992-10-05
 	$(BIN)/lakehouse tables
 	$(BIN)/lakehouse quarantine
+	$(BIN)/lakehouse train
+	$(BIN)/lakehouse models list
+	$(BIN)/lakehouse models history
 
 test: setup
 	$(BIN)/pytest -q
@@ -60,6 +63,7 @@ check: venv $(TOOLS)/.installed
 
 bench: setup
 	$(BIN)/python -m bench.medallion
+	$(BIN)/python -m bench.training
 
 clean:
 	rm -rf $(LAKEHOUSE_HOME) .pytest_cache .mypy_cache .ruff_cache

@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reproduce", metavar="RUN_ID", help="retrain a logged run on its Delta version and compare")
     parser.add_argument("--no-promote", action="store_true", help="gate and record, but leave @champion alone")
     parser.add_argument("--features-version", type=int, help="Delta version of gold_features (default: latest)")
+    parser.add_argument("--force", action="store_true", help="train even if this data and config were trained already")
 
 
 def _log_result(result: TrainResult, config: MLConfig, progress: Progress) -> None:
@@ -213,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
     tracking.configure(settings, config.registry.experiment, dict(os.environ))
     if args.reproduce:
         return reproduce(spark, settings, args.reproduce, None)
-    return train(spark, settings, config, args.features_version, promote=not args.no_promote)
+    return train(spark, settings, config, args.features_version, promote=not args.no_promote, force=args.force)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from typing import Any
 
@@ -61,6 +62,14 @@ def lineage_tags(tables: dict[str, tuple[str, int]], contracts: dict[str, str], 
     for name, contract_version in contracts.items():
         tags[f"contract.{name}.version"] = contract_version
     return tags
+
+
+def train_key(lineage: dict[str, Any], config: dict[str, Any]) -> str:
+    """A digest of what determines a training run: data versions, contracts, code commit and config."""
+    import hashlib
+
+    payload = json.dumps({"lineage": lineage, "config": config}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def flat_params(config: dict[str, Any], prefix: str = "") -> dict[str, str]:

@@ -93,6 +93,15 @@ def test_a_run_logs_metrics_lineage_and_artifacts_and_the_model_becomes_champion
     assert "is_on_deal" in model.signature.inputs.input_names() and "units" not in model.signature.inputs.input_names()
 
 
+def test_training_again_on_the_same_inputs_reuses_the_run(spark, trained, capsys):
+    settings, config, _, run_id = trained
+    assert train(spark, settings, config, None, promote=True, force=False) == 0
+    assert (
+        f"already trained on gold_features version 0 with this config and code: run {run_id}" in capsys.readouterr().out
+    )
+    assert registry.alias_version(NAME, "challenger") == "1"
+
+
 def test_the_holdout_weeks_never_reach_training(trained):
     _, config, _, run_id = trained
     params = _run(run_id).data.params

@@ -1,0 +1,201 @@
+"""Training benchmark: distributed xgboost.spark against single-node xgboost on the same rows.
+
+For each size: build synthetic gold features through the medallion (once), then, each in a fresh
+process so peak memory is its own:
+- distributed: the platform's pipeline (`lakehouse.modeling`) fitted with `xgboost.spark` on Spark;
+- floor: the same encoded rows collected to the driver (Arrow), then `xgboost.XGBRegressor` with the
+  same parameters and all cores, in one process.
+Both are scored on the same holdout (latest 8 weeks), so quality can be compared.
+Usage: python -m bench.training [--rows 1000000 5000000] [--results bench/RESULTS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+from bench.medallion import machine, write_section
+
+PRODUCTS, WEEKS, HOLDOUT = 20, 50, 8
+START = date(2023, 1, 2)
+
+
+def _rss_mb() -> int:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def prepare(rows: int, home: Path) -> dict:
+    """Synthetic deliveries -> bronze -> silver -> gold features under `home`."""
+    os.environ["LAKEHOUSE_HOME"] = str(home)
+    from jobs.build import build_weeks
+    from jobs.ingest import ingest_deliveries
+    from jobs.sample_data import main as sample_data
+    from lakehouse.config import load_settings
+    from lakehouse.runtime import Progress, utc_now
+    from lakehouse.spark import get_spark
+
+    settings = load_settings()
+    spark = get_spark("bench-training-prepare", settings)
+    raw = home / "raw"
+    args = ["--outlets", str(rows // (PRODUCTS * WEEKS)), "--products", str(PRODUCTS), "--weeks", str(WEEKS)]
+    sample_data(
+        [
+            "synthetic",
+            "--out",
+            str(raw),
+            *args,
+            "--start",
+            START.isoformat(),
+            "--layout",
+            "single",
+            "--files",
+            str(max(2, rows // 500_000)),
+        ]
+    )
+    for kind in ("outlets", "products"):
+        ingest_deliveries(spark, settings, [str(raw / kind)], kind, utc_now())
+    ingest_deliveries(spark, settings, [str(raw / "sales" / "all")], "sales", utc_now())
+    build_weeks(spark, settings, START, START + timedelta(weeks=WEEKS - 1), Progress("bench-prepare"))
+    shutil.rmtree(raw)
+    return {}
+
+
+def _split(spark, settings):  # type: ignore[no-untyped-def]
+    from lakehouse import delta_io, modeling
+    from lakehouse.catalog import GOLD_FEATURES
+    from lakehouse.features import NUMERIC_FEATURES, filter_weeks
+    from lakehouse.training import labelled_rows
+
+    labelled = labelled_rows(delta_io.read(spark, GOLD_FEATURES, settings))
+    holdout_from = START + timedelta(weeks=WEEKS - HOLDOUT)
+    train = filter_weeks(labelled, None, holdout_from - timedelta(days=7))
+    holdout = filter_weeks(labelled, holdout_from, None)
+    return train, holdout, modeling.usable_numeric(train, NUMERIC_FEATURES)
+
+
+def measure(path: str, home: Path) -> dict:
+    """Fit one way on the prepared table; time, holdout WAPE and peak driver memory."""
+    os.environ["LAKEHOUSE_HOME"] = str(home)
+    from lakehouse import modeling
+    from lakehouse.config import load_settings
+    from lakehouse.evaluation import regression_metrics
+    from lakehouse.ml_config import from_dict
+    from lakehouse.spark import get_spark
+
+    settings = load_settings()
+    spark = get_spark(f"bench-training-{path}", settings)
+    params = from_dict({}).training.params["xgboost"]
+    train, holdout, numeric = _split(spark, settings)
+    pipeline = modeling.build_pipeline("xgboost", params, numeric, num_workers=os.cpu_count() or 2)
+    if path == "distributed":
+        start = time.perf_counter()
+        model = modeling.fit(pipeline, train)
+        fit_s = time.perf_counter() - start
+        wape = regression_metrics(modeling.predict(model, holdout), modeling.PREDICTION)["wape"]
+        return {"fit_s": round(fit_s, 1), "wape": round(wape, 4), "python_peak_rss_mb": _rss_mb()}
+    return _single_node(pipeline, train, holdout, params)
+
+
+def _single_node(pipeline, train, holdout, params) -> dict:  # type: ignore[no-untyped-def]
+    import numpy as np
+    from pyspark.ml import Pipeline
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.sql import functions as F
+    from xgboost import XGBRegressor
+
+    from lakehouse.modeling import with_log_label
+
+    encode = Pipeline(stages=pipeline.getStages()[:3]).fit(train)  # SQL casts, indexer, assembler
+    width = len(encode.stages[2].getInputCols())
+
+    def collect(df):  # type: ignore[no-untyped-def]
+        arr = vector_to_array("features")
+        out = encode.transform(with_log_label(df)).select(
+            *[arr[i].alias(f"x{i}") for i in range(width)], "log_units", F.col("units").cast("double")
+        )
+        pdf = out.toPandas()
+        features = pdf[[f"x{i}" for i in range(width)]].to_numpy(np.float32)
+        return features, pdf["log_units"].to_numpy(), pdf["units"].to_numpy()
+
+    start = time.perf_counter()
+    x_train, y_train, _ = collect(train)
+    collect_s = time.perf_counter() - start
+    start = time.perf_counter()
+    model = XGBRegressor(**params, n_jobs=os.cpu_count(), missing=np.nan).fit(x_train, y_train)
+    fit_s = time.perf_counter() - start
+    x_test, _, units = collect(holdout)
+    predicted = np.maximum(np.expm1(model.predict(x_test)), 0.0)
+    wape = float(np.abs(predicted - units).sum() / units.sum())
+    return {
+        "fit_s": round(fit_s, 1),
+        "collect_s": round(collect_s, 1),
+        "wape": round(wape, 4),
+        "python_peak_rss_mb": _rss_mb(),
+    }
+
+
+def _child(*args: str) -> dict:
+    done = subprocess.run([sys.executable, "-m", "bench.training", *args], capture_output=True, text=True, check=False)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(f"bench child {args} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return json.loads(line.removeprefix("RESULT "))
+
+
+def report(results: list[dict]) -> str:
+    lines = [
+        "| gold rows | train rows | xgboost.spark fit s | single-node fit s | collect to driver s | x floor (fit) "
+        "| x floor (collect + fit) | WAPE spark | WAPE single | driver RSS MB spark | driver RSS MB single |",
+        "|" + "---|" * 11,
+    ]
+    for r in results:
+        d, s = r["distributed"], r["single"]
+        lines.append(
+            f"| {r['rows']:,} | {r['train_rows']:,} | {d['fit_s']} | {s['fit_s']} | {s['collect_s']} | "
+            f"{d['fit_s'] / s['fit_s']:.2f} | {d['fit_s'] / (s['fit_s'] + s['collect_s']):.2f} | {d['wape']} | "
+            f"{s['wape']} | {d['python_peak_rss_mb']} | {s['python_peak_rss_mb']} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
+    parser.add_argument("--results", type=Path, help="write the table into this file's training section")
+    parser.add_argument("--child", nargs=2, metavar=("WHAT", "HOME"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        what, home = args.child
+        result = prepare(args.rows[0], Path(home)) if what == "prepare" else measure(what, Path(home))
+        print("RESULT " + json.dumps(result), flush=True)
+        return 0
+    results = []
+    for rows in args.rows:
+        home = Path(tempfile.mkdtemp(prefix="bench-training-"))
+        try:
+            _child("--child", "prepare", str(home), "--rows", str(rows))
+            result = {"rows": rows, "train_rows": rows * (WEEKS - HOLDOUT) // WEEKS}
+            for path in ("distributed", "single"):
+                result[path] = _child("--child", path, str(home), "--rows", str(rows))
+            results.append(result)
+            print(json.dumps(result), flush=True)
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+    table = f"Machine: {machine()}\n\n{report(results)}\n"
+    print(table)
+    if args.results:
+        write_section(args.results, "training", table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
