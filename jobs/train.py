@@ -125,9 +125,25 @@ def _register(spark: SparkSession, settings: Settings, config: MLConfig, model_u
     return version
 
 
+def _already_trained(key: str) -> str | None:
+    """The finished run with this training key, if any (the same data version, config and code)."""
+    import mlflow
+
+    runs = mlflow.search_runs(
+        filter_string=f"tags.train_key = '{key}' and attributes.status = 'FINISHED'", output_format="list"
+    )
+    return runs[0].info.run_id if runs else None
+
+
 def train(
-    spark: SparkSession, settings: Settings, config: MLConfig, features_version: int | None, promote: bool
+    spark: SparkSession,
+    settings: Settings,
+    config: MLConfig,
+    features_version: int | None,
+    promote: bool,
+    force: bool = True,
 ) -> int:
+    """Train, log, register and gate; with force=False, a run already made from the same inputs is reused."""
     import mlflow
 
     progress = Progress("train")
@@ -139,6 +155,14 @@ def train(
         {contract.name: contract.version},
         settings.spark_master,
     )
+    lineage["train_key"] = tracking.train_key(lineage, config.as_dict())
+    done = None if force else _already_trained(lineage["train_key"])
+    if done is not None:
+        print(
+            f"already trained on {GOLD_FEATURES.name} version {version} with this config and code: run {done} "
+            "(use --force to train again)"
+        )
+        return 0
     progress(f"training {config.training.estimator} on {GOLD_FEATURES.name} version {version}")
     with mlflow.start_run(run_name=f"train-{config.training.estimator}", tags=lineage) as run:
         result = train_and_evaluate(features_df, config.training, progress)
