@@ -7,6 +7,7 @@ whoever loads it from the registry needs no feature code of their own. The estim
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pyspark.ml import Pipeline, PipelineModel
@@ -60,6 +61,10 @@ def feature_names(numeric: tuple[str, ...]) -> list[str]:
 def _estimator(name: str, params: dict[str, Any], num_workers: int) -> Any:
     if name == "xgboost":
         from xgboost.spark import SparkXGBRegressor  # imported here: it pulls in xgboost and sklearn
+
+        # xgboost.spark logs every fit and every predicted partition at INFO; its workers take the
+        # driver's level for this logger.
+        logging.getLogger("XGBoost-PySpark").setLevel(logging.WARNING)
 
         return SparkXGBRegressor(
             features_col="features",
