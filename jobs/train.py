@@ -155,7 +155,10 @@ def train(
         {contract.name: contract.version},
         settings.spark_master,
     )
-    lineage["train_key"] = tracking.train_key(lineage, config.as_dict())
+    # Keyed on content, not the Delta version: a rebuild that changed nothing must not retrain.
+    lineage[f"lineage.{GOLD_FEATURES.name}.fingerprint"] = delta_io.fingerprint(features_df)
+    key_parts = {k: v for k, v in lineage.items() if not k.endswith(".version") or k.startswith("contract.")}
+    lineage["train_key"] = tracking.train_key(key_parts, config.as_dict())
     done = None if force else _already_trained(lineage["train_key"])
     if done is not None:
         print(

@@ -96,6 +96,16 @@ def describe(spark: SparkSession, table: Table, settings: Settings) -> dict[str,
     }
 
 
+def fingerprint(df: DataFrame) -> str:
+    """An order-independent digest of a frame's content: row count and the sum of per-row hashes.
+
+    Two Delta versions with the same rows (a rebuild that changed nothing) share a fingerprint.
+    """
+    row = df.agg(F.count(F.lit(1)).alias("n"), F.sum(F.xxhash64(*df.columns).cast("decimal(38,0)")).alias("h")).first()
+    assert row is not None
+    return f"{row['n']}:{row['h']}"
+
+
 def count_by(df: DataFrame, *columns: str) -> dict[tuple, int]:
     """Small group counts to the driver (bounded by the number of groups, not rows)."""
     return {tuple(r[c] for c in columns): r["n"] for r in df.groupBy(*columns).agg(F.count("*").alias("n")).collect()}
