@@ -62,6 +62,11 @@ def get_spark(
     conf: dict[str, str] | None = None,
 ) -> SparkSession:
     """Build (or reuse) the SparkSession with Delta Lake; `conf` overrides the defaults."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        # A job called in-process (tests, notebooks) joins the running session as it is configured;
+        # re-applying defaults would silently change its runtime settings.
+        return active
     settings = settings or load_settings()
     _check_java()
     jars = ",".join(str(p) for p in jar_paths(settings))

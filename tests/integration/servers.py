@@ -1,0 +1,257 @@
+"""Real servers on 127.0.0.1 for integration tests: a throwaway PostgreSQL cluster and an `mlflow server`.
+
+Both are context managers so that a module-scoped fixture can hold them (and a later test can pair
+the MLflow server with another backend or artifact store, e.g. s3:// on a local S3 server):
+
+    with postgres() as pg, mlflow_server(pg.url("mlflow"), str(tmp / "artifacts"), tmp) as server:
+        ...  # MLFLOW_TRACKING_URI=server.url
+
+PostgreSQL refuses to run as root: when the tests run as root, initdb and postgres run as the
+unprivileged `postgres` user (the Debian package creates it; `setpriv` switches to it) in a data
+directory it owns.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HOST = "127.0.0.1"
+DB_USER = "lakehouse"  # the cluster's superuser; trust auth, so no password
+OS_USER = "postgres"  # who runs the server when the tests run as root
+INSTALL_HINT = "apt-get install -y postgresql (Debian puts initdb in /usr/lib/postgresql/<version>/bin)"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def postgres_bin_dir() -> Path | None:
+    """Where initdb and postgres are: on PATH, else the newest /usr/lib/postgresql/<version>/bin."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    return Path(versions[-1]).parent if versions else None
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _wait(
+    ready: Callable[[], bool], timeout: float, what: str, log: Path, proc: subprocess.Popen | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"{what} exited with code {proc.returncode}:\n{_tail(log)}")
+        time.sleep(0.25)
+    pytest.fail(f"{what} did not become ready within {timeout:.0f} s:\n{_tail(log)}")
+
+
+@dataclass(frozen=True)
+class Postgres:
+    port: int
+    base: Path  # data dir, socket and log live under it
+
+    def url(self, database: str) -> str:
+        """SQLAlchemy URL. The driver is named: SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3."""
+        return f"postgresql+psycopg2://{DB_USER}@{HOST}:{self.port}/{database}"
+
+    def connect(self, database: str) -> Any:
+        import psycopg2
+
+        return psycopg2.connect(host=HOST, port=self.port, user=DB_USER, dbname=database, connect_timeout=5)
+
+
+def _as_server_user() -> list[str]:
+    """Command prefix that drops root to `postgres` (setpriv execs, so signals reach postgres itself)."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        user = pwd.getpwnam(OS_USER)
+    except KeyError:
+        pytest.fail(f"running as root, but there is no unprivileged '{OS_USER}' user to run PostgreSQL as")
+    return ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--init-groups", "--"]
+
+
+def _accepts_connections(server: Postgres) -> bool:
+    try:
+        server.connect("postgres").close()
+        return True
+    except Exception:  # psycopg2.OperationalError until it listens
+        return False
+
+
+@contextmanager
+def postgres(databases: Sequence[str] = ("mlflow",), timeout: float = 60) -> Iterator[Postgres]:
+    """A fresh PostgreSQL cluster on a free port of 127.0.0.1 (trust auth), with `databases` created.
+
+    `postgres` runs in the foreground as our child (not daemonized by pg_ctl), so it is stopped and
+    reaped here even where PID 1 does not reap orphans, as in many containers.
+    """
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        pytest.fail(f"PostgreSQL server binaries (initdb, postgres) not found: {INSTALL_HINT}")
+    prefix = _as_server_user()
+    # Not under pytest's tmp_path: pytest makes /tmp/pytest-of-<user> private, so `postgres` could not enter it.
+    base = Path(tempfile.mkdtemp(prefix="lakehouse-pg-"))
+    if prefix:
+        user = pwd.getpwnam(OS_USER)
+        os.chown(base, user.pw_uid, user.pw_gid)
+    data, log, port = base / "data", base / "postgres.log", free_port()
+    proc: subprocess.Popen | None = None
+    try:
+        initdb = [str(bin_dir / "initdb"), "-D", str(data), "-U", DB_USER, "-A", "trust", "--no-sync"]
+        done = subprocess.run([*prefix, *initdb, "-E", "UTF8", "--locale=C"], capture_output=True, text=True, cwd="/")
+        if done.returncode != 0:
+            pytest.fail(f"initdb failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        # -F: no fsync (a throwaway cluster); -k: the socket in our own directory, not /var/run/postgresql.
+        server_cmd = [str(bin_dir / "postgres"), "-D", str(data), "-h", HOST, "-p", str(port), "-k", str(base), "-F"]
+        with log.open("wb") as out:
+            proc = subprocess.Popen([*prefix, *server_cmd], stdout=out, stderr=subprocess.STDOUT, cwd="/")
+        server = Postgres(port, base)
+        _wait(lambda: _accepts_connections(server), timeout, "postgres", log, proc)
+        conn = server.connect("postgres")
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                for name in databases:
+                    cur.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            conn.close()
+        yield server
+    finally:
+        if proc is not None:
+            # SIGINT is PostgreSQL's "fast" shutdown: open sessions are ended, no recovery needed.
+            for sig, grace in ((signal.SIGINT, 30), (signal.SIGQUIT, 10), (signal.SIGKILL, 10)):
+                if proc.poll() is not None:
+                    break
+                proc.send_signal(sig)
+                try:
+                    proc.wait(timeout=grace)
+                except subprocess.TimeoutExpired:
+                    continue
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class MlflowServer:
+    url: str
+    log: Path
+    proc: subprocess.Popen
+    timeout: float
+
+    def wait_until_ready(self) -> None:
+        """Block until /health answers (fails the test, with the server's log, if it exits or times out)."""
+        _wait(lambda: _healthy(self.url), self.timeout, "mlflow server", self.log, self.proc)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@contextmanager
+def mlflow_server(
+    backend_store_uri: str,
+    artifacts_destination: str,
+    workdir: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 180,
+    wait: bool = True,
+) -> Iterator[MlflowServer]:
+    """`mlflow server` (this venv's) on a free port, proxying artifacts to `artifacts_destination`.
+
+    `env` is added to the server's environment (e.g. MLFLOW_S3_ENDPOINT_URL and AWS_* for an s3://
+    destination). With `wait=False` it yields as soon as the process is started (start-up takes
+    10-30 s, mostly imports: do other work, then call `wait_until_ready`). The server and its
+    uvicorn worker get their own process group, stopped together.
+    """
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = workdir / "mlflow-server.log"
+    cmd = [
+        str(Path(sys.executable).with_name("mlflow")),
+        "server",
+        "--backend-store-uri",
+        backend_store_uri,
+        "--artifacts-destination",
+        artifacts_destination,
+        "--serve-artifacts",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    server_env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
+    # The GenAI job runner (a Huey consumer per job type, 7 processes) is not needed here and doubles start-up time.
+    server_env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    server_env |= dict(env or {})
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=workdir, env=server_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    server = MlflowServer(url, log, proc, timeout)
+    try:
+        if wait:
+            server.wait_until_ready()
+        yield server
+    finally:
+        _stop_group(proc)
+
+
+def _stop_group(proc: subprocess.Popen, grace: float = 20) -> None:
+    """SIGTERM the process group (the CLI forwards it to its uvicorn worker), SIGKILL whatever lingers."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and (proc.poll() is None or _group_alive(proc.pid)):
+        time.sleep(0.1)
+    if proc.poll() is None or _group_alive(proc.pid):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait(timeout=10)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True

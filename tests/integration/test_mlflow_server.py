@@ -1,0 +1,157 @@
+"""Training and the registry against a real `mlflow server` whose backend store is PostgreSQL.
+
+What the SQLite tests cannot show: every call goes over MLflow's REST API, run data and aliases land
+in PostgreSQL tables, artifacts (the Spark model too) travel through the server's artifact proxy,
+and the champion loads back from `models:/...@champion` on the server.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from contextlib import closing
+from datetime import date, timedelta
+from pathlib import Path
+
+import mlflow
+import mlflow.spark
+import pytest
+
+from jobs import models, sample_data
+from jobs.train import train
+from lakehouse import modeling, registry, tracking
+from lakehouse.catalog import GOLD_FEATURES
+from lakehouse.config import Settings, load_settings
+from lakehouse.features import model_input_columns
+from lakehouse.ml_config import from_dict
+from tests.integration import servers
+from tests.integration.helpers import build, ingest, table, version
+
+START, WEEKS = date(2024, 1, 1), 16
+FAST = {
+    "training": {"cv_folds": 0, "holdout_weeks": 4, "min_train_weeks": 4, "params": {"xgboost": {"n_estimators": 30}}}
+}
+NAME = "transaction_drivers"
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[servers.Postgres]:
+    with servers.postgres(databases=("mlflow",)) as pg:
+        yield pg
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(
+    postgres: servers.Postgres, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[servers.MlflowServer]:
+    workdir = tmp_path_factory.mktemp("mlflow-server")
+    # Not waited for here: it starts while `warehouse` builds the features, which waits for it.
+    with servers.mlflow_server(postgres.url("mlflow"), str(workdir / "artifacts"), workdir, wait=False) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def warehouse(spark, tmp_path_factory, mlflow_server: servers.MlflowServer) -> Iterator[Settings]:
+    """Gold features built from synthetic deliveries; MLFLOW_TRACKING_URI names the server."""
+    root = tmp_path_factory.mktemp("warehouse")
+    tracking_before, registry_before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAKEHOUSE_HOME", str(root / "home"))
+        for var in ("LAKEHOUSE_WAREHOUSE", "LAKEHOUSE_CONFIG", "MLFLOW_REGISTRY_URI"):
+            mp.delenv(var, raising=False)
+        mp.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+        mp.setenv("LAKEHOUSE_ACTOR", "ci-tests")
+        settings = load_settings()
+        raw = root / "raw"
+        args = ["--outlets", "30", "--products", "4", "--weeks", str(WEEKS), "--start", START.isoformat()]
+        assert sample_data.main(["synthetic", "--out", str(raw), *args]) == 0
+        assert spark.conf.get("spark.sql.shuffle.partitions") == "2"  # jobs join the session as configured
+        ingest(spark, settings, "outlets", raw / "outlets")
+        ingest(spark, settings, "products", raw / "products")
+        ingest(spark, settings, "sales", *sorted((raw / "sales").glob("week=*")))
+        build(spark, settings, START, START + timedelta(weeks=WEEKS - 1))
+        mlflow_server.wait_until_ready()
+        try:
+            yield settings
+        finally:
+            if mlflow.active_run() is not None:
+                mlflow.end_run("FAILED")
+            # tracking.configure set process-wide URIs; later modules must not talk to a stopped server.
+            mlflow.set_tracking_uri(tracking_before)
+            mlflow.set_registry_uri(registry_before)
+
+
+def _champion_in_postgres(pg: servers.Postgres) -> list[tuple[str, int]]:
+    """The champion alias as the server stored it, read from PostgreSQL directly."""
+    with closing(pg.connect("mlflow")) as conn, conn.cursor() as cur:
+        cur.execute("SELECT name, version FROM registered_model_aliases WHERE alias = 'champion'")
+        return cur.fetchall()
+
+
+def test_train_promote_and_rollback_through_an_mlflow_server_on_postgresql(
+    spark, warehouse: Settings, postgres: servers.Postgres, mlflow_server: servers.MlflowServer, capsys
+):
+    settings, config = warehouse, from_dict(FAST)
+    tracking.configure(settings, config.registry.experiment, dict(os.environ))
+    assert mlflow.get_tracking_uri() == mlflow_server.url
+    features_version = version(spark, settings, GOLD_FEATURES)
+
+    # First model: registered, gated against the baselines only, promoted.
+    assert train(spark, settings, config, None, promote=True) == 0
+    client = mlflow.MlflowClient()
+    champion = client.get_model_version_by_alias(NAME, registry.CHAMPION)
+    assert champion.version == "1", champion.tags
+    assert champion.tags["gate.passed"] == "true"
+    run = client.get_run(champion.run_id)
+    assert run.info.artifact_uri.startswith("mlflow-artifacts:")  # proxied by the server, not a local path
+    assert run.data.tags[f"lineage.{GOLD_FEATURES.name}.version"] == str(features_version)
+    assert run.data.tags[f"lineage.{GOLD_FEATURES.name}.path"] == GOLD_FEATURES.path(settings)
+    assert run.data.params["training.params.xgboost.n_estimators"] == "30"
+    assert run.data.params["training.holdout_weeks"] == "4"
+    assert {"holdout_wape", "holdout_bias", "baseline_last_week_wape"} <= set(run.data.metrics)
+    assert {"config.json", "gate.json"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert list(Path(mlflow_server.log.parent, "artifacts").rglob("MLmodel"))  # the model went through the proxy
+
+    # The backend store really is PostgreSQL: the alias and the run's lineage tag are rows there.
+    assert _champion_in_postgres(postgres) == [(NAME, 1)]
+    with closing(postgres.connect("mlflow")) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT value FROM tags WHERE run_uuid = %s AND key = %s",
+            (run.info.run_id, f"lineage.{GOLD_FEATURES.name}.version"),
+        )
+        assert cur.fetchall() == [(str(features_version),)]
+
+    # The champion loads back from the server's registry and scores gold rows.
+    model = mlflow.spark.load_model(f"models:/{NAME}@{registry.CHAMPION}")
+    rows = table(spark, settings, GOLD_FEATURES).select(*model_input_columns()).limit(5)
+    scored = [r[modeling.PREDICTION] for r in modeling.predict(model, rows).collect()]
+    assert len(scored) == 5 and all(p is not None and math.isfinite(p) and p >= 0 for p in scored), scored
+
+    # Second model, not promoted by training; promoted by hand (forced when the gate failed it).
+    assert train(spark, settings, config, None, promote=False) == 0
+    assert registry.alias_version(NAME, registry.CHALLENGER) == "2"
+    assert registry.alias_version(NAME, registry.CHAMPION) == "1"
+    # Without force, the finished run with the same train key is found by a tag search on the server.
+    capsys.readouterr()
+    assert train(spark, settings, config, None, promote=False, force=False) == 0
+    assert "already trained" in capsys.readouterr().out
+    assert len(client.search_model_versions(f"name='{NAME}'")) == 2
+    passed = client.get_model_version(NAME, "2").tags["gate.passed"] == "true"
+    if not passed:  # same data and config: usually no 1% improvement over the champion
+        with pytest.raises(registry.RegistryError, match="use --force"):
+            models.promote(spark, settings, NAME, "2", "not without force", force=False)
+    promoted = models.promote(spark, settings, NAME, "2", "integration test", force=not passed)
+    assert promoted == {"model": NAME, "champion": "2", "previous": "1", "forced": not passed}
+    assert _champion_in_postgres(postgres) == [(NAME, 2)]
+
+    assert models.rollback(spark, settings, NAME, "back to the first") == {
+        "model": NAME,
+        "champion": "1",
+        "previous": "2",
+    }
+    assert client.get_model_version_by_alias(NAME, registry.CHAMPION).version == "1"
+    assert _champion_in_postgres(postgres) == [(NAME, 1)]
+    listed = {v["version"]: v["aliases"] for v in models.list_versions(NAME)}
+    assert listed == {"2": ["challenger"], "1": ["champion"]}
+    assert client.get_model_version(NAME, "1").tags["champion.rollback_reason"] == "back to the first"
