@@ -114,8 +114,8 @@ def _single_node(pipeline, train, holdout, params) -> dict:  # type: ignore[no-u
 
     from lakehouse.modeling import with_log_label
 
-    encode = Pipeline(stages=pipeline.getStages()[:3]).fit(train)  # SQL casts, indexer, assembler
-    width = len(encode.stages[2].getInputCols())
+    encode = Pipeline(stages=pipeline.getStages()[:-2]).fit(train)  # everything before the estimator
+    width = len(encode.stages[-1].getInputCols())
 
     def collect(df):  # type: ignore[no-untyped-def]
         arr = vector_to_array("features")

@@ -92,13 +92,21 @@ def show(name: str, version: str) -> dict[str, Any]:
 
 
 def promote(spark: SparkSession, settings: Settings, name: str, version: str, reason: str, force: bool) -> dict:
+    """Point @champion at a version that passed the gate against the current champion (else --force)."""
     mv = _version(name, version)
     passed, metrics = registry.gate_tags(mv.tags)
     current = registry.alias_version(name, registry.CHAMPION)
     if current == str(version):
         raise UsageError(f"version {version} is already @champion")
-    if not passed and not force:
-        verdict = "was never gated" if passed is None else f"failed the gate ({mv.tags.get('gate.reasons', '?')})"
+    stale = bool(passed) and metrics.get("champion_version") != current
+    if passed is None:
+        verdict = "was never gated"
+    elif stale:
+        verdict = f"was gated against version {metrics.get('champion_version')}, not the current champion {current}"
+    else:
+        verdict = f"failed the gate ({mv.tags.get('gate.reasons', '?')})"
+    forced = not passed or stale
+    if forced and not force:
         raise registry.RegistryError(
             f"version {version} {verdict}; use --force to promote it anyway (recorded as forced)"
         )
@@ -109,13 +117,13 @@ def promote(spark: SparkSession, settings: Settings, name: str, version: str, re
         current,
         str(version),
         reason,
-        forced=not passed,
+        forced=forced,
         gate_passed=passed,
         gate_metrics=metrics or None,
         run_id=mv.run_id,
     )
     registry.move_alias(spark, settings, event)
-    return {"model": name, "champion": str(version), "previous": current, "forced": not passed}
+    return {"model": name, "champion": str(version), "previous": current, "forced": forced}
 
 
 def rollback(spark: SparkSession, settings: Settings, name: str, reason: str) -> dict:
@@ -180,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
             "forced",
             "gate_passed",
             "reason",
+            "gate_metrics",
         ]
         rows = [{c: r[c] for c in columns} for r in registry.history(spark, settings, name).collect()]
         _print(rows, args.json)

@@ -181,25 +181,43 @@ def train(
         model_version = _register(spark, settings, config, model_uri, run.info.run_id)
         gate = run_gate(result, config)
         mlflow.log_dict({"passed": gate.passed, "reasons": list(gate.reasons), **gate.metrics}, "gate.json")
-    _tag_gate(config.registry.model_name, model_version, gate)
-    progress(f"registered {config.registry.model_name} version {model_version} as @challenger; gate {gate.summary()}")
-    if gate.passed and promote:
-        name = config.registry.model_name
-        event = registry.Event(
-            name,
-            registry.CHAMPION,
-            "promote",
-            registry.alias_version(name, registry.CHAMPION),
-            model_version,
-            f"gate passed: wape {gate.metrics['challenger_wape']:.4f}",
-            gate_passed=True,
-            gate_metrics=gate.metrics,
-            run_id=run.info.run_id,
+        _tag_gate(config.registry.model_name, model_version, gate)
+        progress(
+            f"registered {config.registry.model_name} version {model_version} as @challenger; gate {gate.summary()}"
         )
-        registry.move_alias(spark, settings, event)
-        progress(f"promoted version {model_version} to @champion")
+        if gate.passed and promote:
+            _promote_gated(spark, settings, config, model_version, gate, run.info.run_id)
+            progress(f"promoted version {model_version} to @champion")
+    # The run ends FINISHED only after registration, gate and promotion: a failure there leaves it
+    # FAILED, so the next `train` does not reuse it.
     print(f"run {run.info.run_id}: version {model_version}, holdout wape {result.holdout_metrics['wape']:.4f}")
     return 0
+
+
+def _promote_gated(
+    spark: SparkSession, settings: Settings, config: MLConfig, version: str, gate: GateResult, run_id: str
+) -> None:
+    """Move @champion to a gated version, unless the champion changed since the gate compared with it."""
+    name = config.registry.model_name
+    current = registry.alias_version(name, registry.CHAMPION)
+    if current != gate.metrics["champion_version"]:
+        raise registry.RegistryError(
+            f"@champion moved to version {current} while version {version} was gated against "
+            f"{gate.metrics['champion_version']}; train again or promote by hand"
+        )
+    reason = f"gate passed: wape {gate.metrics['challenger_wape']:.4f}"
+    event = registry.Event(
+        name,
+        registry.CHAMPION,
+        "promote",
+        current,
+        version,
+        reason,
+        gate_passed=True,
+        gate_metrics=gate.metrics,
+        run_id=run_id,
+    )
+    registry.move_alias(spark, settings, event)
 
 
 def _tag_gate(name: str, version: str, gate: GateResult) -> None:
@@ -219,7 +237,12 @@ def reproduce(spark: SparkSession, settings: Settings, run_id: str, tolerance: f
     version = int(original.data.tags[f"lineage.{GOLD_FEATURES.name}.version"])
     features_df = spark.read.format("delta").option("versionAsOf", version).load(path)
     tol = tolerance if tolerance is not None else config.training.reproduce_tolerance
-    with mlflow.start_run(run_name=f"reproduce-{run_id[:8]}", tags={**original.data.tags, "reproduces": run_id}):
+    # Only the inputs' lineage is copied: commit and master are today's, and no train_key (nothing to reuse).
+    lineage = {k: v for k, v in original.data.tags.items() if k.startswith(("lineage.", "contract."))}
+    tags = {**lineage, "reproduces": run_id, "git_commit": tracking.git_commit(), "spark_master": settings.spark_master}
+    if tags["git_commit"] != original.data.tags.get("git_commit"):
+        print(f"note: code is at {tags['git_commit']}, the run was made at {original.data.tags.get('git_commit')}")
+    with mlflow.start_run(run_name=f"reproduce-{run_id[:8]}", tags=tags):
         result = train_and_evaluate(features_df, config.training, Progress("reproduce"))
         mlflow.log_metrics({f"holdout_{k}": v for k, v in result.holdout_metrics.items()})
     failures = []

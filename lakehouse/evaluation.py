@@ -20,7 +20,7 @@ from lakehouse.features import LABEL, Action, promo_state, with_action
 
 @dataclass(frozen=True)
 class Split:
-    """Train on weeks [train_from, train_to], evaluate on [test_from, test_to]."""
+    """Train on every week up to `train_to`, evaluate on [test_from, test_to]."""
 
     name: str
     train_to: date
@@ -84,8 +84,8 @@ def error_breakdown(df: DataFrame, by: str, predicted: str, actual: str = LABEL)
             F.count(F.lit(1)).alias("rows"),
             F.sum(actual).alias("actual_units"),
             F.sum(predicted).alias("predicted_units"),
-            (F.sum(F.abs(err)) / F.sum(actual)).alias("wape"),
-            (F.sum(err) / F.sum(actual)).alias("bias"),
+            F.try_divide(F.sum(F.abs(err)), F.sum(actual)).alias("wape"),
+            F.try_divide(F.sum(err), F.sum(actual)).alias("bias"),
         )
         .orderBy(F.desc("actual_units"))
     )

@@ -22,8 +22,8 @@ PREDICTION = "predicted_units"
 # The pipeline's own output column; MLflow's Spark flavour (pyfunc, spark_udf) returns the column named so.
 MODEL_OUTPUT = "prediction"
 LOG_LABEL = "log_units"
-# MLlib trees do not take missing values; they get a value no feature reaches (prices, counts, shares >= 0).
-MISSING_SENTINEL = -1.0
+# MLlib trees do not take missing values; they get a value no feature reaches.
+MISSING_SENTINEL = -1e9
 
 
 def with_log_label(df: DataFrame) -> DataFrame:
@@ -41,7 +41,10 @@ def usable_numeric(train_df: DataFrame, candidates: tuple[str, ...]) -> tuple[st
 
 # Derived in the pipeline (so a what-if price change moves them too): the price against the product's own
 # recent price at the outlet, which is what makes a temporary discount visible to the model.
-DERIVED = {"price_vs_recent": "unit_price / price_mean_4w", "log_price_vs_recent": "LN(unit_price / price_mean_4w)"}
+DERIVED = {
+    "price_vs_recent": "try_divide(unit_price, price_mean_4w)",
+    "log_price_vs_recent": "LN(try_divide(unit_price, price_mean_4w))",
+}
 
 
 def _vector_columns(numeric: tuple[str, ...], estimator: str) -> tuple[SQLTransformer, list[str]]:
@@ -87,13 +90,22 @@ def build_pipeline(estimator: str, params: dict[str, Any], numeric: tuple[str, .
         handleInvalid="keep",
         stringOrderType="alphabetAsc",  # stable indices whatever the row order
     )
+    # Category indices as plain numbers: without the indexer's nominal metadata, MLlib trees do not
+    # need maxBins >= the number of products (and xgboost never reads that metadata).
+    codes = SQLTransformer(
+        statement="SELECT *, "
+        + ", ".join(f"CAST(f_{c}_idx AS DOUBLE) AS f_{c}_code" for c in CATEGORICAL_FEATURES)
+        + " FROM __THIS__"
+    )
     assembler = VectorAssembler(
-        inputCols=[*vector_inputs, *indexer.getOutputCols()], outputCol="features", handleInvalid="keep"
+        inputCols=[*vector_inputs, *[f"f_{c}_code" for c in CATEGORICAL_FEATURES]],
+        outputCol="features",
+        handleInvalid="keep",
     )
     to_units = SQLTransformer(
         statement=f"SELECT *, GREATEST(EXP(log_prediction) - 1.0, 0.0) AS {MODEL_OUTPUT} FROM __THIS__"
     )
-    stages = [cast_stage, indexer, assembler, _estimator(estimator, params, num_workers), to_units]
+    stages = [cast_stage, indexer, codes, assembler, _estimator(estimator, params, num_workers), to_units]
     return Pipeline(stages=stages)
 
 
@@ -108,7 +120,7 @@ def predict(model: PipelineModel, df: DataFrame) -> DataFrame:
 
 def feature_importance(model: PipelineModel, numeric: tuple[str, ...]) -> dict[str, float]:
     """Gain-based importance by feature name, normalised to sum to 1."""
-    fitted: Any = model.stages[3]
+    fitted: Any = model.stages[-2]  # the estimator's model, before the units stage
     names = feature_names(numeric)
     if hasattr(fitted, "get_booster"):
         raw = fitted.get_booster().get_score(importance_type="total_gain")
@@ -155,7 +167,7 @@ def build_elasticity_pipeline() -> Pipeline:
 
 def elasticity_coefficients(model: PipelineModel) -> dict[str, float]:
     """The log-log model's own-price elasticity and promotion coefficients (log scale)."""
-    regression: Any = model.stages[4]
+    regression: Any = model.stages[-2]  # the regression, before the units stage
     coef = regression.coefficients.toArray()
     return {
         "price_elasticity": float(coef[0]),

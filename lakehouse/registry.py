@@ -88,7 +88,7 @@ def move_alias(spark: SparkSession, settings: Settings, event: Event) -> None:
 
     If the audit write fails the alias is put back, so no change goes unrecorded.
     """
-    at = datetime.now(UTC).replace(tzinfo=None)  # microseconds order events of the same second
+    at = datetime.now(UTC)  # aware: Spark converts it exactly; microseconds order events of one second
     mlflow_client = client()
     mlflow_client.set_registered_model_alias(event.model_name, event.alias, event.to_version)
     try:
@@ -102,6 +102,7 @@ def move_alias(spark: SparkSession, settings: Settings, event: Event) -> None:
     tags = {
         f"{event.alias}.{event.action}_at": at.isoformat(),
         f"{event.alias}.{event.action}_by": actor(),
+        f"{event.alias}.{event.action}_from": event.from_version or "-",
         f"{event.alias}.{event.action}_reason": event.reason,
     }
     if event.forced:

@@ -98,7 +98,7 @@ def train_and_evaluate(
 
     model = _fit(cfg, numeric, train_df)
     scored, coefficients = _baselines(train_df, holdout_df)
-    predictions = modeling.predict(model, scored)
+    predictions = modeling.predict(model, scored).cache()  # read by every metric, table, plot and the gate
     holdout_metrics = regression_metrics(predictions, modeling.PREDICTION)
     baseline_metrics = {name: regression_metrics(predictions, f"pred_{name}") for name in BASELINES}
     progress(

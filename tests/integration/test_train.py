@@ -12,13 +12,16 @@ from datetime import date
 
 import mlflow
 import pytest
+from pyspark.sql import functions as F
 
 from jobs import models, sample_data
 from jobs.train import reproduce, train
-from lakehouse import registry, tracking
+from lakehouse import modeling, registry, tracking
 from lakehouse.catalog import GOLD_FEATURES
 from lakehouse.config import Settings, load_settings
+from lakehouse.features import filter_weeks
 from lakehouse.ml_config import MLConfig, from_dict
+from lakehouse.training import train_and_evaluate
 from tests.integration.helpers import build, ingest, table
 
 START, WEEKS = date(2023, 1, 2), 60
@@ -61,7 +64,7 @@ def test_a_run_logs_metrics_lineage_and_artifacts_and_the_model_becomes_champion
     assert tags[f"lineage.{GOLD_FEATURES.name}.path"] == GOLD_FEATURES.path(settings)
     assert tags[f"lineage.{GOLD_FEATURES.name}.version"] == "0"
     assert tags["contract.gold_features.version"] == "1.0.0"
-    assert tags["spark_master"] == settings.spark_master and tags["git_commit"] != ""
+    assert tags["spark_master"] == settings.spark_master and len(tags["git_commit"].split("+")[0]) == 40
     for key in (
         "holdout_wape",
         "holdout_rmse_log",
@@ -111,6 +114,25 @@ def test_the_holdout_weeks_never_reach_training(trained):
     # The final model's training rows were aggregated from the frame given to fit: all before the holdout.
     assert date.fromisoformat(params["train_last_week"]) < holdout_first
     assert params["train_first_week"] == str(START)
+
+
+def test_holdout_labels_reach_no_fit(spark, trained):
+    """Multiply the holdout weeks' units by 1000: every fitted model and every fold must stay the same."""
+    settings, _, _, _ = trained
+    features = table(spark, settings, GOLD_FEATURES)
+    small = from_dict({"training": {"cv_folds": 1, "params": {"xgboost": {"n_estimators": 20}}}}).training
+    clean = train_and_evaluate(features, small)
+    in_holdout = F.col("week_start") >= F.lit(clean.holdout.test_from)
+    poisoned = features.withColumn("units", F.when(in_holdout, F.col("units") * 1000).otherwise(F.col("units")))
+    dirty = train_and_evaluate(poisoned, small)
+
+    assert dirty.cv_metrics == clean.cv_metrics
+    sample = filter_weeks(features, None, clean.holdout.train_to).orderBy("outlet_id", "product_id", "week_start")
+    sample = sample.limit(300).cache()
+    before = [r[modeling.PREDICTION] for r in modeling.predict(clean.model, sample).collect()]
+    after = [r[modeling.PREDICTION] for r in modeling.predict(dirty.model, sample).collect()]
+    assert after == pytest.approx(before, rel=1e-9)
+    assert dirty.holdout_metrics["wape"] > 0.9 > clean.holdout_metrics["wape"]  # only the evaluation saw them
 
 
 def test_the_model_recovers_the_true_deal_and_feature_lift_within_20_percent(trained):
