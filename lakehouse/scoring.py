@@ -54,3 +54,30 @@ def build_scoring_rows(
     planned = with_planned_rows(weekly_df, target_week, active_weeks)
     features = build_features(planned, outlets_df, products_df, contract)
     return features.filter(F.col("week_start") == F.lit(target_week))
+
+
+def best_actions(scored_df: DataFrame, max_discount: float, min_lift_pct: float, max_promoted: int) -> DataFrame:
+    """One recommendation per outlet x product from its scored candidate actions (WIP, untested).
+
+    `scored_df` has one row per outlet, product and action with `price_change` and `predicted_units`,
+    including the `as_planned` action. Rules: no discount beyond `max_discount`; an action must lift
+    units by at least `min_lift_pct` percent over as planned; at most `max_promoted` products per outlet
+    get an action other than as planned (the ones with the largest lift in units).
+    """
+    keys = ["outlet_id", "product_id", "week_start"]
+    base = scored_df.filter(F.col("action") == "as_planned").select(*keys, F.col("predicted_units").alias("base_units"))
+    candidates = (
+        scored_df.join(base, on=keys, how="inner")
+        .withColumn("lift_units", F.col("predicted_units") - F.col("base_units"))
+        .withColumn("lift_pct", 100 * F.try_divide(F.col("lift_units"), F.col("base_units")))
+        .filter(F.col("price_change") >= -max_discount)
+        .filter((F.col("action") == "as_planned") | (F.col("lift_pct") >= min_lift_pct))
+    )
+    per_item = Window.partitionBy(*keys).orderBy(F.desc("lift_units"), F.asc("action"))
+    best = candidates.withColumn("_rank", F.row_number().over(per_item)).filter(F.col("_rank") == 1).drop("_rank")
+    per_outlet = Window.partitionBy("outlet_id", "week_start").orderBy(F.desc("lift_units"), F.asc("product_id"))
+    promoted_rank = F.sum((F.col("action") != "as_planned").cast("int")).over(
+        per_outlet.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    )
+    over_limit = (F.col("action") != "as_planned") & (promoted_rank > max_promoted)
+    return best.withColumn("over_limit", over_limit)
