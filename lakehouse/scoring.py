@@ -22,11 +22,14 @@ def with_planned_rows(weekly_df: DataFrame, target_week: date, active_weeks: int
     """Weekly facts before `target_week`, plus an as-planned row at it for every recently active item.
 
     Active: sold in the `active_weeks` weeks before the target. The planned row carries the item's
-    latest price and no promotion; its units are unknown (null).
+    regular price (its latest week without a deal, else its latest week) and no promotion; its units
+    are unknown (null).
     """
     history = weekly_df.filter(F.col("week_start") < F.lit(target_week))
     recent = history.filter(F.col("week_start") >= F.lit(target_week - timedelta(weeks=active_weeks)))
-    latest_first = Window.partitionBy("outlet_id", "product_id").orderBy(F.desc("week_start"))
+    latest_first = Window.partitionBy("outlet_id", "product_id").orderBy(
+        F.asc(F.col("is_on_deal")), F.desc("week_start")
+    )
     planned = (
         recent.withColumn("_rank", F.row_number().over(latest_first))
         .filter(F.col("_rank") == 1)
