@@ -83,22 +83,42 @@ class Action:
     display: bool | None = None
 
 
-def with_action(features_df: DataFrame, action: Action) -> DataFrame:
-    """Apply an action to feature rows, keeping price-derived columns consistent with the new price.
+def _with_plan(df: DataFrame, price_change: Column, deal: Column, feature: Column, display: Column) -> DataFrame:
+    """Apply a price change (relative) and promotion switches (null leaves a flag as it is).
 
     Price index and the competitor ratio scale with the own price (the category average moves little
     when one product changes). Lags and rolling means describe earlier weeks and do not change.
     """
-    factor = 1.0 + action.price_change
-    df = features_df
-    if action.price_change:
-        df = (
-            df.withColumn("unit_price", F.col("unit_price") * factor)
-            .withColumn("log_price", F.log(F.col("unit_price")))
-            .withColumn("price_index", F.col("price_index") * factor)
-            .withColumn("price_vs_competitors", F.col("price_vs_competitors") * factor)
-        )
-    for column, value in zip(PROMO_FEATURES, (action.deal, action.feature, action.display), strict=True):
-        if value is not None:
-            df = df.withColumn(column, F.lit(value))
+    factor = F.lit(1.0) + price_change
+    df = (
+        df.withColumn("unit_price", F.col("unit_price") * factor)
+        .withColumn("log_price", F.log(F.col("unit_price")))
+        .withColumn("price_index", F.col("price_index") * factor)
+        .withColumn("price_vs_competitors", F.col("price_vs_competitors") * factor)
+    )
+    for column, value in zip(PROMO_FEATURES, (deal, feature, display), strict=True):
+        df = df.withColumn(column, F.coalesce(value, F.col(column)))
     return df
+
+
+def with_action(features_df: DataFrame, action: Action) -> DataFrame:
+    """Apply one action to every feature row (what-ifs); no price change leaves the price columns alone."""
+    flags = [F.lit(v).cast("boolean") for v in (action.deal, action.feature, action.display)]
+    if not action.price_change:
+        df = features_df
+        for column, value in zip(PROMO_FEATURES, flags, strict=True):
+            df = df.withColumn(column, F.coalesce(value, F.col(column)))
+        return df
+    return _with_plan(features_df, F.lit(action.price_change), *flags)
+
+
+def with_candidate_actions(features_df: DataFrame, actions: list[Action]) -> DataFrame:
+    """One row per feature row and action (column `action`, `price_change`), with the action applied."""
+    spark = features_df.sparkSession
+    rows = [(a.name, float(a.price_change), a.deal, a.feature, a.display) for a in actions]
+    actions_df = spark.createDataFrame(
+        rows, "action string, price_change double, _deal boolean, _feature boolean, _display boolean"
+    )
+    crossed = features_df.crossJoin(F.broadcast(actions_df))
+    applied = _with_plan(crossed, F.col("price_change"), F.col("_deal"), F.col("_feature"), F.col("_display"))
+    return applied.drop("_deal", "_feature", "_display")
