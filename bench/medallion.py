@@ -171,23 +171,26 @@ def main() -> int:
         return 0
     results = []
     for rows in args.rows:
-        done = subprocess.run(
-            [sys.executable, "-m", "bench.medallion", "--one", "--rows", str(rows)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
-        if done.returncode != 0 or line is None:
-            print(done.stdout[-3000:], done.stderr[-3000:], file=sys.stderr)
+        try:
+            results.append(run_child("bench.medallion", "--one", "--rows", str(rows)))
+        except RuntimeError as exc:
+            print(exc, file=sys.stderr)
             return 1
-        results.append(json.loads(line.removeprefix("RESULT ")))
         print(json.dumps(results[-1]), flush=True)
     table = f"Machine: {machine()}\n\n{report(results)}\n"
     print(table)
     if args.results:
         write_section(args.results, "medallion", table)
     return 0
+
+
+def run_child(module: str, *args: str) -> dict:
+    """Run `python -m module args` in a fresh process (so peak memory is its own); its RESULT line as a dict."""
+    done = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, check=False)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(f"{module} {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return json.loads(line.removeprefix("RESULT "))
 
 
 def write_section(path: Path, name: str, body: str) -> None:

@@ -16,14 +16,12 @@ import json
 import os
 import resource
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from bench.medallion import machine, write_section
+from bench.medallion import machine, run_child, write_section
 
 PRODUCTS, WEEKS, HOLDOUT = 20, 50, 8
 START = date(2023, 1, 2)
@@ -143,14 +141,6 @@ def _single_node(pipeline, train, holdout, params) -> dict:  # type: ignore[no-u
     }
 
 
-def _child(*args: str) -> dict:
-    done = subprocess.run([sys.executable, "-m", "bench.training", *args], capture_output=True, text=True, check=False)
-    line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
-    if done.returncode != 0 or line is None:
-        raise RuntimeError(f"bench child {args} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return json.loads(line.removeprefix("RESULT "))
-
-
 def report(results: list[dict]) -> str:
     lines = [
         "| gold rows | train rows | xgboost.spark fit s | single-node fit s | collect to driver s | x floor (fit) "
@@ -182,10 +172,10 @@ def main() -> int:
     for rows in args.rows:
         home = Path(tempfile.mkdtemp(prefix="bench-training-"))
         try:
-            _child("--child", "prepare", str(home), "--rows", str(rows))
+            run_child("bench.training", "--child", "prepare", str(home), "--rows", str(rows))
             result = {"rows": rows, "train_rows": rows * (WEEKS - HOLDOUT) // WEEKS}
             for path in ("distributed", "single"):
-                result[path] = _child("--child", path, str(home), "--rows", str(rows))
+                result[path] = run_child("bench.training", "--child", path, str(home), "--rows", str(rows))
             results.append(result)
             print(json.dumps(result), flush=True)
         finally:
