@@ -55,6 +55,10 @@ GOLD_SALES_WEEKLY = Table(
 GOLD_FEATURES = Table(
     "gold_features", "gold", ("week_start",), "point-in-time features and labels", ("outlet_id", "product_id")
 )
+GOLD_RECOMMENDATIONS = Table(
+    "gold_recommendations", "gold", ("week_start",), "recommended action per outlet x product", ("outlet_id",)
+)
+GOLD_LIFT = Table("gold_lift", "gold", ("week_start",), "measured lift of the recommendations per week")
 MODEL_AUDIT = Table("audit_model_registry", "audit", description="append-only log of registry alias changes")
 
 TABLES: tuple[Table, ...] = (
@@ -69,6 +73,8 @@ TABLES: tuple[Table, ...] = (
     CONSERVATION,
     GOLD_SALES_WEEKLY,
     GOLD_FEATURES,
+    GOLD_RECOMMENDATIONS,
+    GOLD_LIFT,
     MODEL_AUDIT,
 )
 

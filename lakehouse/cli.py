@@ -18,6 +18,8 @@ COMMANDS = {
     "sample-data": "jobs.sample_data",
     "train": "jobs.train",
     "models": "jobs.models",
+    "score": "jobs.score",
+    "lift": "jobs.measure_lift",
 }
 
 

@@ -72,6 +72,9 @@ def filter_weeks(df: DataFrame, first: date | None, last: date | None) -> DataFr
     return df
 
 
+AS_PLANNED = "as_planned"
+
+
 @dataclass(frozen=True)
 class Action:
     """A change to a row's plan: a relative price change and promotions switched on (or off)."""

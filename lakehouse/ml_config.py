@@ -9,10 +9,14 @@ from typing import Any
 
 import yaml
 
+from lakehouse.features import AS_PLANNED, Action
 from lakehouse.runtime import UsageError
 
 DEFAULTS = Path(__file__).with_name("defaults.yaml")
 ESTIMATORS = ("xgboost", "mllib_gbt")
+# Sections that determine a trained model (logged with each run, and part of its training key); changing
+# scoring or the experiment must not retrain.
+MODEL_SECTIONS = ("training", "registry", "gate")
 
 
 @dataclass(frozen=True)
@@ -46,15 +50,51 @@ class GateConfig:
 
 
 @dataclass(frozen=True)
+class ScoringConfig:
+    active_weeks: int
+    actions: list[dict[str, Any]]
+    max_discount: float
+    max_promoted_per_outlet: int
+    min_lift_pct: float
+
+    def candidate_actions(self) -> list[Action]:
+        """The configured actions; a clear error for unknown keys, duplicates or a missing as_planned."""
+        allowed = {f.name for f in fields(Action)}
+        actions = []
+        for raw in self.actions:
+            unknown = set(raw) - allowed
+            if unknown or "name" not in raw:
+                raise UsageError(f"scoring.actions entry {raw!r}: needs a name; unknown keys {sorted(unknown)}")
+            actions.append(Action(**raw))
+        names = [a.name for a in actions]
+        if len(set(names)) != len(names):
+            raise UsageError(f"scoring.actions has duplicate names: {names}")
+        if AS_PLANNED not in names or actions[names.index(AS_PLANNED)] != Action(AS_PLANNED):
+            raise UsageError(f"scoring.actions must include {{name: {AS_PLANNED}}} with no changes")
+        return actions
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str
+    holdout_share: float
+    pre_weeks: int
+    confidence: float
+
+
+@dataclass(frozen=True)
 class MLConfig:
     training: TrainingConfig
     registry: RegistryConfig
     gate: GateConfig
+    scoring: ScoringConfig
+    experiment: ExperimentConfig
 
-    def as_dict(self) -> dict[str, dict[str, Any]]:
+    def as_dict(self, sections: tuple[str, ...] = MODEL_SECTIONS) -> dict[str, dict[str, Any]]:
+        """The named sections as plain dicts (by default those that determine a trained model)."""
         return {
-            s.name: {f.name: getattr(getattr(self, s.name), f.name) for f in fields(getattr(self, s.name))}
-            for s in fields(self)
+            name: {f.name: getattr(getattr(self, name), f.name) for f in fields(getattr(self, name))}
+            for name in sections
         }
 
 
@@ -80,7 +120,12 @@ def from_dict(raw: dict[str, Any]) -> MLConfig:
         training=_section(TrainingConfig, merged, "training"),
         registry=_section(RegistryConfig, merged, "registry"),
         gate=_section(GateConfig, merged, "gate"),
+        scoring=_section(ScoringConfig, merged, "scoring"),
+        experiment=_section(ExperimentConfig, merged, "experiment"),
     )
+    config.scoring.candidate_actions()
+    if not 0.0 <= config.experiment.holdout_share < 1.0:
+        raise UsageError(f"experiment.holdout_share must be in [0, 1): {config.experiment.holdout_share}")
     if config.training.estimator not in ESTIMATORS:
         raise UsageError(f"training.estimator {config.training.estimator!r} is not one of {', '.join(ESTIMATORS)}")
     return config

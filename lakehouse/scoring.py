@@ -1,31 +1,42 @@
-"""Scoring frames for a target week, candidate actions, and recommendations (work in progress, issue 4).
+"""Scoring rows for a target week, candidate actions, the recommendation per outlet x product, and the holdout.
 
 The scoring rows of week T come from the same gold feature code as training: every outlet x product
-active in the weeks before T gets an as-planned weekly row at T (units unknown, its latest price,
-no promotion), and `gold.build_features` computes its lags, competition and season features.
+active in the weeks before T gets an as-planned weekly row at T (units unknown, its regular price, no
+promotion), and `gold.build_features` computes its lags, competition and season features. Each row is
+then crossed with the candidate actions (`features.with_candidate_actions`) and scored by the model.
 """
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from datetime import date, timedelta
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from lakehouse.contracts import Contract
-from lakehouse.gold import build_features
+from lakehouse.features import AS_PLANNED, KEYS
+from lakehouse.gold import LOOKBACK_WEEKS, build_features
+from lakehouse.modeling import PREDICTION
+from lakehouse.runtime import DataError
 
 PROMO_FLAGS = ("is_on_deal", "is_featured", "has_display")
+# The holdout hash: the first 8 hex digits of sha256("<experiment>:<outlet_id>") as a fraction of 16^8.
+HASH_DIGITS = 8
 
 
 def with_planned_rows(weekly_df: DataFrame, target_week: date, active_weeks: int) -> DataFrame:
-    """Weekly facts before `target_week`, plus an as-planned row at it for every recently active item.
+    """Weekly facts of the year before `target_week`, plus an as-planned row at it for every active item.
 
     Active: sold in the `active_weeks` weeks before the target. The planned row carries the item's
     regular price (its latest week without a deal, else its latest week) and no promotion; its units
     are unknown (null).
     """
-    history = weekly_df.filter(F.col("week_start") < F.lit(target_week))
+    history = weekly_df.filter(
+        (F.col("week_start") < F.lit(target_week))
+        & (F.col("week_start") >= F.lit(target_week - timedelta(weeks=LOOKBACK_WEEKS)))
+    )
     recent = history.filter(F.col("week_start") >= F.lit(target_week - timedelta(weeks=active_weeks)))
     latest_first = Window.partitionBy("outlet_id", "product_id").orderBy(
         F.asc(F.col("is_on_deal")), F.desc("week_start")
@@ -59,28 +70,162 @@ def build_scoring_rows(
     return features.filter(F.col("week_start") == F.lit(target_week))
 
 
-def best_actions(scored_df: DataFrame, max_discount: float, min_lift_pct: float, max_promoted: int) -> DataFrame:
-    """One recommendation per outlet x product from its scored candidate actions (WIP, untested).
+def holdout_fraction(outlet_id: str, experiment: str) -> float:
+    """The outlet's position in [0, 1) for an experiment; in the holdout when below the share.
 
-    `scored_df` has one row per outlet, product and action with `price_change` and `predicted_units`,
-    including the `as_planned` action. Rules: no discount beyond `max_discount`; an action must lift
-    units by at least `min_lift_pct` percent over as planned; at most `max_promoted` products per outlet
-    get an action other than as planned (the ones with the largest lift in units).
+    Stable across runs, machines and engines (the Spark column below computes the same number), and
+    independent for different experiment names.
     """
-    keys = ["outlet_id", "product_id", "week_start"]
-    base = scored_df.filter(F.col("action") == "as_planned").select(*keys, F.col("predicted_units").alias("base_units"))
-    candidates = (
-        scored_df.join(base, on=keys, how="inner")
-        .withColumn("lift_units", F.col("predicted_units") - F.col("base_units"))
-        .withColumn("lift_pct", 100 * F.try_divide(F.col("lift_units"), F.col("base_units")))
-        .filter(F.col("price_change") >= -max_discount)
-        .filter((F.col("action") == "as_planned") | (F.col("lift_pct") >= min_lift_pct))
+    digest = hashlib.sha256(f"{experiment}:{outlet_id}".encode()).hexdigest()
+    return int(digest[:HASH_DIGITS], 16) / 16**HASH_DIGITS
+
+
+def in_holdout(experiment: str, share: float) -> Column:
+    """Spark column: is `outlet_id` in the experiment's holdout (same hash as `holdout_fraction`)."""
+    digest = F.sha2(F.concat(F.lit(f"{experiment}:"), F.col("outlet_id")), 256)
+    fraction = F.conv(F.substring(digest, 1, HASH_DIGITS), 16, 10).cast("double") / F.lit(float(16**HASH_DIGITS))
+    return fraction < F.lit(share)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Business rules for choosing an action (from the `scoring` config section)."""
+
+    max_discount: float
+    max_promoted_per_outlet: int
+    min_lift_pct: float
+
+
+CANDIDATE_FIELDS = ("action", "price_change", "unit_price", PREDICTION)
+
+
+def recommend(scored_df: DataFrame, rules: Rules) -> DataFrame:
+    """One row per outlet x product x week from its scored candidate actions.
+
+    `scored_df` has one row per key and action (`action`, `price_change`, `unit_price` after the action,
+    `predicted_units`), including as_planned, plus per-key columns `brand`, `in_holdout` and `unit_cost`
+    (null when unknown). Every candidate gets its lift over as planned, in units, percent and (with a
+    unit cost) margin. The intended action is the one with the largest lift in units among those that
+    cut the price by at most `max_discount` and lift units by at least `min_lift_pct` percent; only the
+    `max_promoted_per_outlet` largest lifts of an outlet keep theirs. Holdout outlets get as planned,
+    but their intended action is kept: it defines the effect the experiment measures.
+    """
+    keys = list(KEYS)
+    grouped = scored_df.groupBy(*keys).agg(
+        F.first("brand").alias("brand"),
+        F.first("in_holdout").alias("in_holdout"),
+        F.first("unit_cost").alias("unit_cost"),
+        F.collect_list(F.struct(*CANDIDATE_FIELDS)).alias("_scored"),
     )
-    per_item = Window.partitionBy(*keys).orderBy(F.desc("lift_units"), F.asc("action"))
-    best = candidates.withColumn("_rank", F.row_number().over(per_item)).filter(F.col("_rank") == 1).drop("_rank")
-    per_outlet = Window.partitionBy("outlet_id", "week_start").orderBy(F.desc("lift_units"), F.asc("product_id"))
-    promoted_rank = F.sum((F.col("action") != "as_planned").cast("int")).over(
-        per_outlet.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    base = F.get(F.filter("_scored", lambda c: c["action"] == F.lit(AS_PLANNED)), 0)
+    cost = F.col("unit_cost")
+
+    def with_lift(c: Column) -> Column:
+        lift = c[PREDICTION] - base[PREDICTION]
+        margin = (c["unit_price"] - cost) * c[PREDICTION] - (base["unit_price"] - cost) * base[PREDICTION]
+        return F.struct(
+            *[c[f].alias(f) for f in CANDIDATE_FIELDS],
+            lift.alias("lift_units"),
+            (F.lit(100.0) * F.try_divide(lift, base[PREDICTION])).alias("lift_pct"),
+            margin.alias("incremental_margin"),
+        )
+
+    def eligible(c: Column) -> Column:
+        return (
+            (c["action"] != F.lit(AS_PLANNED))
+            & (c["price_change"] >= F.lit(-rules.max_discount - 1e-9))
+            & (F.coalesce(c["lift_pct"], F.lit(float("-inf"))) >= F.lit(rules.min_lift_pct))
+        )
+
+    def larger_lift_first(a: Column, b: Column) -> Column:
+        return (
+            F.when(a["lift_units"] > b["lift_units"], -1)
+            .when(a["lift_units"] < b["lift_units"], 1)
+            .when(a["action"] < b["action"], -1)
+            .when(a["action"] > b["action"], 1)
+            .otherwise(0)
+        )
+
+    with_candidates = grouped.withColumn("candidates", F.transform("_scored", with_lift)).drop("_scored")
+    best = F.get(F.array_sort(F.filter("candidates", eligible), larger_lift_first), 0)  # null when none is
+    per_outlet = Window.partitionBy("outlet_id", "week_start").orderBy(F.desc("_best.lift_units"), "product_id")
+    ranked = (
+        with_candidates.withColumn(
+            "_planned", F.get(F.filter("candidates", lambda c: c["action"] == F.lit(AS_PLANNED)), 0)
+        )
+        .withColumn("_best", best)
+        .withColumn("_rank", F.when(F.col("_best").isNotNull(), F.row_number().over(per_outlet)))
     )
-    over_limit = (F.col("action") != "as_planned") & (promoted_rank > max_promoted)
-    return best.withColumn("over_limit", over_limit)
+    within_limit = F.col("_rank") <= F.lit(rules.max_promoted_per_outlet)
+    intended = F.when(F.col("_best").isNotNull() & within_limit, F.col("_best")).otherwise(F.col("_planned"))
+    chosen = F.when(F.col("in_holdout"), F.col("_planned")).otherwise(F.col("_intended"))
+    reason = (
+        F.when(F.col("in_holdout"), F.lit("holdout outlet: no recommendation (control group)"))
+        .when(
+            F.col("_best").isNull(),
+            F.lit(
+                f"no action lifts units by {rules.min_lift_pct:g}% or more "
+                f"within a {rules.max_discount:.0%} price cut: keep the plan"
+            ),
+        )
+        .when(
+            ~within_limit,
+            F.lit(f"the outlet's {rules.max_promoted_per_outlet} larger lifts take its promotion slots: keep the plan"),
+        )
+        .otherwise(
+            F.format_string(
+                "%s: +%.1f units (%+.1f%%) over the plan",
+                F.col("_best.action"),
+                F.col("_best.lift_units"),
+                F.col("_best.lift_pct"),
+            )
+        )
+    )
+    return ranked.withColumn("_intended", intended).select(
+        *keys,
+        "brand",
+        "in_holdout",
+        F.col("_intended.action").alias("intended_action"),
+        chosen["action"].alias("action"),
+        chosen["price_change"].alias("price_change"),
+        reason.alias("reason"),
+        F.col("_planned.unit_price").alias("planned_unit_price"),
+        chosen["unit_price"].alias("unit_price"),
+        F.col(f"_planned.{PREDICTION}").alias("planned_units"),
+        chosen[PREDICTION].alias(PREDICTION),
+        chosen["lift_units"].alias("lift_units"),
+        chosen["lift_pct"].alias("lift_pct"),
+        chosen["incremental_margin"].alias("incremental_margin"),
+        "unit_cost",
+        "candidates",
+    )
+
+
+def coverage(recommendations_df: DataFrame, expected_items: int) -> dict[str, int]:
+    """Counts that must hold for a scored week: one row per expected item, all predictions valid.
+
+    Raises DataError with the counts when any does not. One aggregation over the recommendations.
+    """
+    bad = F.exists(
+        "candidates",
+        lambda c: c[PREDICTION].isNull() | F.isnan(c[PREDICTION]) | (c[PREDICTION] < F.lit(0.0)),
+    )
+    row = recommendations_df.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.count_distinct(*KEYS).alias("distinct_items"),
+        F.sum(bad.cast("int")).alias("invalid_predictions"),
+        F.sum((F.col("action") != F.lit(AS_PLANNED)).cast("int")).alias("recommended"),
+        F.sum(F.col("in_holdout").cast("int")).alias("holdout_items"),
+    ).first()
+    assert row is not None
+    counts = {k: int(row[k] or 0) for k in row.asDict()} | {"expected_items": expected_items}
+    problems = []
+    if counts["rows"] != expected_items:
+        problems.append(f"{counts['rows']} recommendations for {expected_items} active outlet x product")
+    if counts["distinct_items"] != counts["rows"]:
+        problems.append(f"{counts['rows'] - counts['distinct_items']} duplicate outlet x product rows")
+    if counts["invalid_predictions"]:
+        problems.append(f"{counts['invalid_predictions']} items with a null, NaN or negative prediction")
+    if problems:
+        raise DataError("coverage check failed: " + "; ".join(problems) + f" ({counts})")
+    return counts

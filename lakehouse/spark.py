@@ -95,6 +95,7 @@ def get_spark(
     # Python workers (pandas UDFs, xgboost.spark) must run this interpreter, with its packages; pyspark
     # reads the variable when the context starts (its default, `python3` on PATH, may lack them).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")  # the pandas API on Spark asks for it before start
     # Spark otherwise warns on every start that the host name resolves to loopback.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder.appName(app_name).master(settings.spark_master)

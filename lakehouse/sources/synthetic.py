@@ -105,6 +105,22 @@ def products_df(spark: SparkSession, shape: Shape) -> DataFrame:
         .withColumn("pack_size", F.lit(12.0))
         .withColumn("_base_log_units", 3.0 + 0.5 * normal(shape.seed, "base", "product_idx"))
         .withColumn("_base_price", F.round(1.5 + 2.5 * uniform(shape.seed, "price", "product_idx"), 2))
+        .withColumn("unit_cost", F.round(F.col("_base_price") * 0.55, 2))
+    )
+
+
+def _log_units(truth: Truth, seed: int, price: Column, deal: Column, feature: Column, display: Column) -> Column:
+    """The generating model for one row (needs the hidden outlet and product columns and `sale_date`)."""
+    angle = 2 * math.pi * F.dayofyear("sale_date") / 365.25
+    return (
+        F.col("_base_log_units")
+        + F.col("_outlet_effect")
+        + truth.price_elasticity * F.log(price / F.col("_base_price"))
+        + truth.deal_effect * deal.cast("int")
+        + truth.feature_effect * feature.cast("int")
+        + truth.display_effect * display.cast("int")
+        + truth.season_amplitude * F.sin(angle)
+        + truth.noise_sd * normal(seed, "noise", "outlet_idx", "product_idx", "week_idx")
     )
 
 
@@ -130,17 +146,7 @@ def sales_df(spark: SparkSession, shape: Shape, truth: Truth) -> DataFrame:
     sale_date = F.date_add(F.lit(shape.start), (F.col("week_idx") * 7).cast("int"))
     discount = F.when(F.col("on_deal"), lo + (hi - lo) * uniform(s, "disc", *keys)).otherwise(0.0)
     price = F.round(F.col("_base_price") * (1 - discount) * F.exp(0.05 * normal(s, "pnoise", *keys)), 2)
-    angle = 2 * math.pi * F.dayofyear("sale_date") / 365.25
-    log_units = (
-        F.col("_base_log_units")
-        + F.col("_outlet_effect")
-        + truth.price_elasticity * F.log(F.col("unit_price") / F.col("_base_price"))
-        + truth.deal_effect * F.col("on_deal").cast("int")
-        + truth.feature_effect * F.col("featured").cast("int")
-        + truth.display_effect * F.col("on_display").cast("int")
-        + truth.season_amplitude * F.sin(angle)
-        + truth.noise_sd * normal(s, "noise", *keys)
-    )
+    log_units = _log_units(truth, s, F.col("unit_price"), F.col("on_deal"), F.col("featured"), F.col("on_display"))
     return (
         grid.join(F.broadcast(outlets), "outlet_idx", "inner")
         .join(F.broadcast(products), "product_idx", "inner")
@@ -159,6 +165,43 @@ def sales_df(spark: SparkSession, shape: Shape, truth: Truth) -> DataFrame:
             *[F.col(c).cast("int").alias(c) for c in ("on_deal", "featured", "on_display")],
             F.col("sale_date").cast("string").alias("delivery_week"),
         )
+    )
+
+
+def sales_under_plan(spark: SparkSession, shape: Shape, truth: Truth, plan_df: DataFrame, week_idx: int) -> DataFrame:
+    """Sales of one week when every outlet x product follows a plan, with both potential outcomes.
+
+    `plan_df` has outlet_id, product_id, `treated`, `planned_price`, and the action's `price`, `deal`,
+    `feature`, `display`. Treated rows sell under the action, the others as planned (planned price, no
+    promotion). Each row carries both outcomes under the same noise draw, `_units_if_treated` and
+    `_units_if_planned`, so a test knows the true effect of the plan; `units` is the one delivered.
+    """
+    outlets = outlets_df(spark, shape, truth).select("outlet_idx", "outlet_id", "_outlet_effect")
+    products = products_df(spark, shape).select("product_idx", "product_id", "_base_log_units", "_base_price")
+    no = F.lit(False)
+    if_treated = _log_units(truth, shape.seed, F.col("price"), F.col("deal"), F.col("feature"), F.col("display"))
+    if_planned = _log_units(truth, shape.seed, F.col("planned_price"), no, no, no)
+    rows = (
+        plan_df.join(F.broadcast(outlets), "outlet_id", "inner")
+        .join(F.broadcast(products), "product_id", "inner")
+        .withColumn("week_idx", F.lit(week_idx))
+        .withColumn("sale_date", F.date_add(F.lit(shape.start), week_idx * 7))
+        .withColumn("_units_if_treated", F.round(F.exp(if_treated)).cast("long"))
+        .withColumn("_units_if_planned", F.round(F.exp(if_planned)).cast("long"))
+    )
+    treated = F.col("treated")
+    return rows.select(
+        "outlet_id",
+        "product_id",
+        F.col("sale_date").cast("string").alias("sale_date"),
+        F.when(treated, F.col("_units_if_treated")).otherwise(F.col("_units_if_planned")).alias("units"),
+        F.round(F.when(treated, F.col("price")).otherwise(F.col("planned_price")), 2).alias("unit_price"),
+        *[
+            F.when(treated, F.col(c)).otherwise(no).cast("int").alias(raw)
+            for c, raw in (("deal", "on_deal"), ("feature", "featured"), ("display", "on_display"))
+        ],
+        "_units_if_treated",
+        "_units_if_planned",
     )
 
 
