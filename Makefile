@@ -10,10 +10,10 @@ TOOLS := .cache/tools-venv
 
 .PHONY: setup venv jars data run test check bench clean help
 help:
-	@echo "make run    set up everything, then ingest Dominick's deliveries, build every week, train and gate a model"
+	@echo "make run    set up everything, then ingest Dominick's deliveries, build every week, train and gate a model, score and measure lift"
 	@echo "make test   set up everything, then run the tests"
 	@echo "make check  ruff, mypy, data contract lint"
-	@echo "make bench  medallion and training benchmarks (figures to stdout; bench/RESULTS.md by hand)"
+	@echo "make bench  medallion, training and scoring benchmarks (figures to stdout; bench/RESULTS.md by hand)"
 
 setup: venv jars data
 
@@ -44,6 +44,9 @@ run: setup
 	$(BIN)/lakehouse train
 	$(BIN)/lakehouse models list
 	$(BIN)/lakehouse models history
+	$(BIN)/lakehouse score --week 1992-10-12
+	$(BIN)/lakehouse score --week 1992-10-05 --top 0
+	$(BIN)/lakehouse lift --week 1992-10-05
 
 test: setup
 	$(BIN)/pytest -q
@@ -64,6 +67,7 @@ check: venv $(TOOLS)/.installed
 bench: setup
 	$(BIN)/python -m bench.medallion
 	$(BIN)/python -m bench.training
+	$(BIN)/python -m bench.scoring
 
 clean:
 	rm -rf $(LAKEHOUSE_HOME) .pytest_cache .mypy_cache .ruff_cache

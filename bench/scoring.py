@@ -1,0 +1,242 @@
+"""Scoring benchmark: the platform's scoring path against the same model's native predict in one process.
+
+For each size (outlets x 20 products x 8 candidate actions), each step in a fresh process so peak memory
+is its own:
+- prepare: a pipeline with the default xgboost parameters is fitted on synthetic feature rows and saved
+  in MLflow's Spark flavour; the week's scoring rows (one per outlet x product) are written as Parquet.
+- platform: the model loaded with `mlflow.spark.load_model`, the rows cached in Spark, then what
+  `lakehouse score` does after building the rows: candidate actions, predict, choose (`scoring.recommend`)
+  and write the recommendations to Delta. Also timed alone: candidates + predict into Spark's noop sink.
+- floor: the same candidate rows, encoded by the pipeline's own stages and collected as one float32
+  matrix (not timed), then the booster's `inplace_predict` with all cores.
+Usage: python -m bench.scoring [--outlets 25000 50000 100000] [--results bench/RESULTS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+from bench.medallion import machine, run_child, write_section
+
+PRODUCTS = 20
+WEEK = date(2024, 6, 3)
+TRAIN_ROWS = 200_000
+
+
+def _rss_mb() -> int:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def feature_rows(spark, n_outlets: int, seed: int, label: bool):  # type: ignore[no-untyped-def]
+    """Gold-feature-shaped rows (one per outlet x product), deterministic; with a units label if asked."""
+    from pyspark.sql import functions as F
+
+    from lakehouse.sources.synthetic import BRANDS, CHANNELS, normal, uniform
+
+    def u(name: str):  # type: ignore[no-untyped-def]
+        return uniform(seed, name, "id")
+
+    base_price = 1.5 + 2.5 * uniform(seed, "base", "p")
+    df = (
+        spark.range(n_outlets * PRODUCTS)
+        .withColumn("o", (F.col("id") / PRODUCTS).cast("long"))
+        .withColumn("p", F.col("id") % PRODUCTS)
+        .withColumn("outlet_id", F.format_string("OUT%07d", "o"))
+        .withColumn("product_id", F.format_string("SKU%04d", "p"))
+        .withColumn("week_start", F.lit(WEEK))
+        .withColumn("brand", F.element_at(F.array(*map(F.lit, BRANDS)), (F.col("p") % len(BRANDS) + 1).cast("int")))
+        .withColumn("category", F.lit("soft_drinks"))
+        .withColumn(
+            "channel", F.element_at(F.array(*map(F.lit, CHANNELS)), (F.col("o") % len(CHANNELS) + 1).cast("int"))
+        )
+        .withColumn("region", F.lit("north"))
+        .withColumn("price_mean_4w", F.round(base_price, 2))
+        .withColumn("unit_price", F.round(base_price * (0.8 + 0.3 * u("price")), 2))
+        .withColumn("log_price", F.log("unit_price"))
+        .withColumn("price_index", F.col("unit_price") / F.lit(2.75))
+        .withColumn("competitor_price_mean", F.lit(2.75) + 0.2 * normal(seed, "cpm", "id"))
+        .withColumn("competitor_price_min", F.col("competitor_price_mean") * 0.7)
+        .withColumn("price_vs_competitors", F.col("unit_price") / F.col("competitor_price_mean"))
+        .withColumn("competitor_deal_share", F.round(u("cds") * 0.4, 2))
+        .withColumn("level", 3.0 + 0.3 * normal(seed, "outlet", "o") + 0.5 * normal(seed, "product", "p"))
+        .withColumn("units_mean_4w", F.round(F.exp("level")))
+        .withColumn("units_lag_1", F.round(F.exp(F.col("level") + 0.2 * normal(seed, "l1", "id"))))
+        .withColumn("units_lag_2", F.round(F.exp(F.col("level") + 0.2 * normal(seed, "l2", "id"))))
+        .withColumn("units_lag_52", F.round(F.exp(F.col("level") + 0.3 * normal(seed, "l52", "id"))))
+        .withColumn("week_of_year", F.weekofyear("week_start"))
+        .withColumn("month", F.month("week_start"))
+        .withColumn("season_sin", F.lit(0.5))
+        .withColumn("season_cos", F.lit(-0.8))
+        .withColumn("income", 10.0 + 0.5 * normal(seed, "income", "o"))
+        .withColumn("pack_size", F.lit(12.0))
+        .withColumn("is_on_deal", (u("deal") < 0.2) if label else F.lit(False))
+        .withColumn("is_featured", (u("feat") < 0.1) if label else F.lit(False))
+        .withColumn("has_display", (u("disp") < 0.1) if label else F.lit(False))
+        .withColumn("unit_cost", F.round(base_price * 0.55, 2))
+        .withColumn("in_holdout", F.col("o") % 10 == 0)
+    )
+    if label:
+        log_units = (
+            F.col("level")
+            - 2.0 * F.log(F.col("unit_price") / F.col("price_mean_4w"))
+            + 0.25 * F.col("is_on_deal").cast("int")
+            + 0.35 * F.col("is_featured").cast("int")
+            + 0.2 * F.col("has_display").cast("int")
+            + 0.2 * normal(seed, "noise", "id")
+        )
+        df = df.withColumn("units", F.round(F.exp(log_units)))
+    return df.drop("id", "o", "p", "level")
+
+
+def prepare(outlets: int, home: Path) -> dict:
+    """Fit and save the model (MLflow Spark flavour); write the scoring rows as Parquet."""
+    import mlflow.spark
+
+    from lakehouse import modeling
+    from lakehouse.features import NUMERIC_FEATURES
+    from lakehouse.ml_config import from_dict
+    from lakehouse.spark import get_spark
+
+    spark = get_spark("bench-scoring-prepare")
+    config = from_dict({}).training
+    train = feature_rows(spark, TRAIN_ROWS // PRODUCTS, seed=11, label=True).cache()
+    numeric = modeling.usable_numeric(train, NUMERIC_FEATURES)
+    pipeline = modeling.build_pipeline("xgboost", config.estimator_params, numeric, config.num_workers)
+    mlflow.spark.save_model(modeling.fit(pipeline, train), str(home / "model"))
+    feature_rows(spark, outlets, seed=7, label=False).write.parquet(str(home / "rows"))
+    return {}
+
+
+def _rows(spark, home: Path):  # type: ignore[no-untyped-def]
+    rows = spark.read.parquet(str(home / "rows")).cache()
+    return rows, rows.count()
+
+
+def platform(home: Path) -> dict:
+    """The platform's scoring path on cached rows: candidates, predict, recommend, Delta write."""
+    import mlflow.spark
+
+    from lakehouse import modeling
+    from lakehouse.features import with_candidate_actions
+    from lakehouse.ml_config import from_dict
+    from lakehouse.scoring import Rules, recommend
+    from lakehouse.spark import get_spark
+
+    spark = get_spark("bench-scoring-platform")
+    scoring = from_dict({}).scoring
+    actions = scoring.candidate_actions()
+    model = mlflow.spark.load_model(str(home / "model"))
+    rows, n = _rows(spark, home)
+
+    start = time.perf_counter()
+    modeling.predict(model, with_candidate_actions(rows, actions)).write.format("noop").mode("overwrite").save()
+    predict_s = time.perf_counter() - start
+
+    start = time.perf_counter()
+    scored = modeling.predict(model, with_candidate_actions(rows, actions))
+    rules = Rules(scoring.max_discount, scoring.max_promoted_per_outlet, scoring.min_lift_pct)
+    recommend(scored, rules).write.format("delta").mode("overwrite").save(str(home / "recommendations"))
+    total_s = time.perf_counter() - start
+    return {
+        "predictions": n * len(actions),
+        "predict_s": round(predict_s, 1),
+        "total_s": round(total_s, 1),
+        "python_peak_rss_mb": _rss_mb(),
+    }
+
+
+def floor(home: Path) -> dict:
+    """The booster's own predict on the same candidate rows, encoded and collected beforehand."""
+    import mlflow.spark
+    import numpy as np
+    from pyspark.ml import PipelineModel
+    from pyspark.ml.functions import vector_to_array
+
+    from lakehouse.features import with_candidate_actions
+    from lakehouse.ml_config import from_dict
+    from lakehouse.spark import get_spark
+
+    spark = get_spark("bench-scoring-floor")
+    model = mlflow.spark.load_model(str(home / "model"))
+    encode = PipelineModel(stages=model.stages[:-2])  # every stage before the estimator
+    booster = model.stages[-2].get_booster()
+    rows, _ = _rows(spark, home)
+    width = len(encode.stages[-1].getInputCols())
+    parts = []
+    for action in from_dict({}).scoring.candidate_actions():  # one action at a time bounds the collect
+        encoded = encode.transform(with_candidate_actions(rows, [action]))
+        arr = vector_to_array("features")
+        pdf = encoded.select(*[arr[i].alias(f"x{i}") for i in range(width)]).toPandas()
+        parts.append(pdf.to_numpy(np.float32))
+        del pdf
+    matrix = np.concatenate(parts)
+    del parts
+    booster.set_param({"nthread": os.cpu_count() or 2})
+    start = time.perf_counter()
+    predicted = np.maximum(np.expm1(booster.inplace_predict(matrix, missing=np.nan)), 0.0)
+    predict_s = time.perf_counter() - start
+    return {
+        "predictions": int(predicted.shape[0]),
+        "predict_s": round(predict_s, 1),
+        "python_peak_rss_mb": _rss_mb(),
+    }
+
+
+def report(results: list[dict]) -> str:
+    lines = [
+        "| outlets | predictions | floor predict s | platform predict s | platform total s | x floor (predict) "
+        "| x floor (total) | platform predictions/s | floor predictions/s | driver RSS MB platform "
+        "| driver RSS MB floor |",
+        "|" + "---|" * 11,
+    ]
+    for r in results:
+        p, f = r["platform"], r["floor"]
+        lines.append(
+            f"| {r['outlets']:,} | {p['predictions']:,} | {f['predict_s']} | {p['predict_s']} | {p['total_s']} | "
+            f"{p['predict_s'] / f['predict_s']:.2f} | {p['total_s'] / f['predict_s']:.2f} | "
+            f"{p['predictions'] / p['total_s']:,.0f} | {f['predictions'] / f['predict_s']:,.0f} | "
+            f"{p['python_peak_rss_mb']} | {f['python_peak_rss_mb']} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--outlets", type=int, nargs="+", default=[25_000, 50_000, 100_000])
+    parser.add_argument("--results", type=Path, help="write the table into this file's scoring section")
+    parser.add_argument("--child", nargs=2, metavar=("WHAT", "HOME"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        what, home = args.child
+        steps = {"prepare": lambda h: prepare(args.outlets[0], h), "platform": platform, "floor": floor}
+        print("RESULT " + json.dumps(steps[what](Path(home))), flush=True)
+        return 0
+    results = []
+    for outlets in args.outlets:
+        home = Path(tempfile.mkdtemp(prefix="bench-scoring-"))
+        try:
+            run_child("bench.scoring", "--child", "prepare", str(home), "--outlets", str(outlets))
+            result = {"outlets": outlets}
+            for step in ("platform", "floor"):
+                result[step] = run_child("bench.scoring", "--child", step, str(home))
+            results.append(result)
+            print(json.dumps(result), flush=True)
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+    table = f"Machine: {machine()}\n\n{report(results)}\n"
+    print(table)
+    if args.results:
+        write_section(args.results, "scoring", table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
