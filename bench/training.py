@@ -100,29 +100,25 @@ def measure(path: str, home: Path) -> dict:
         fit_s = time.perf_counter() - start
         wape = regression_metrics(modeling.predict(model, holdout), modeling.PREDICTION)["wape"]
         return {"fit_s": round(fit_s, 1), "wape": round(wape, 4), "python_peak_rss_mb": _rss_mb()}
-    return _single_node(pipeline, train, holdout, params)
+    return _single_node(pipeline, train, holdout, params, numeric)
 
 
-def _single_node(pipeline, train, holdout, params) -> dict:  # type: ignore[no-untyped-def]
+def _single_node(pipeline, train, holdout, params, numeric) -> dict:  # type: ignore[no-untyped-def]
     import numpy as np
     from pyspark.ml import Pipeline
-    from pyspark.ml.functions import vector_to_array
     from pyspark.sql import functions as F
     from xgboost import XGBRegressor
 
+    from lakehouse import modeling
     from lakehouse.modeling import with_log_label
 
-    encode = Pipeline(stages=pipeline.getStages()[:-2]).fit(train)  # everything before the estimator
-    width = len(encode.stages[-1].getInputCols())
+    encode = Pipeline(stages=pipeline.getStages()[:3]).fit(train)  # SQL casts, indexer, codes
+    columns = modeling.feature_columns(numeric)
 
     def collect(df):  # type: ignore[no-untyped-def]
-        arr = vector_to_array("features")
-        out = encode.transform(with_log_label(df)).select(
-            *[arr[i].alias(f"x{i}") for i in range(width)], "log_units", F.col("units").cast("double")
-        )
+        out = encode.transform(with_log_label(df)).select(*columns, "log_units", F.col("units").cast("double"))
         pdf = out.toPandas()
-        features = pdf[[f"x{i}" for i in range(width)]].to_numpy(np.float32)
-        return features, pdf["log_units"].to_numpy(), pdf["units"].to_numpy()
+        return pdf[columns].to_numpy(np.float32), pdf["log_units"].to_numpy(), pdf["units"].to_numpy()
 
     start = time.perf_counter()
     x_train, y_train, _ = collect(train)

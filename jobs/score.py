@@ -16,15 +16,14 @@ from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io, modeling, registry, tracking
+from lakehouse import delta_io, registry, tracking
 from lakehouse.catalog import GOLD_FEATURES, GOLD_RECOMMENDATIONS, GOLD_SALES_WEEKLY, SILVER_OUTLETS, SILVER_PRODUCTS
 from lakehouse.config import Settings, load_settings
 from lakehouse.contracts import load_contract
-from lakehouse.features import with_candidate_actions
 from lakehouse.ml_config import MLConfig, load_ml_config
 from lakehouse.runtime import DataError, Progress, iso_date, monday, run_main
 from lakehouse.schema import select_contract
-from lakehouse.scoring import Rules, build_scoring_rows, coverage, in_holdout, recommend
+from lakehouse.scoring import Rules, build_scoring_rows, coverage, in_holdout, recommend, score_candidates
 from lakehouse.spark import get_spark
 
 
@@ -85,11 +84,11 @@ def score_week(spark: SparkSession, settings: Settings, config: MLConfig, week: 
         )
     actions = config.scoring.candidate_actions()
     progress(f"{expected} active outlet x product, {len(actions)} candidate actions each")
-    scored = modeling.predict(model, with_candidate_actions(rows, actions))
+    scored = score_candidates(model, rows, actions)
     rules = Rules(config.scoring.max_discount, config.scoring.max_promoted_per_outlet, config.scoring.min_lift_pct)
     contract = load_contract(GOLD_RECOMMENDATIONS.contract, settings.contracts_dir)
     recommendations = select_contract(
-        recommend(scored, rules)
+        recommend(scored, actions, rules)
         .withColumn("experiment", F.lit(experiment.name))
         .withColumn("model_name", F.lit(name))
         .withColumn("model_version", F.lit(str(version.version)))

@@ -53,7 +53,7 @@ def outlet_outcomes(recommendations_df: DataFrame, weekly_df: DataFrame, week: d
 @contextmanager
 def pandas_semantics(spark: SparkSession) -> Iterator[None]:
     """ANSI SQL off while the pandas API on Spark runs (it refuses ANSI mode), restored afterwards."""
-    before = spark.conf.get("spark.sql.ansi.enabled")
+    before = spark.conf.get("spark.sql.ansi.enabled") or "true"
     spark.conf.set("spark.sql.ansi.enabled", "false")
     try:
         yield
@@ -61,13 +61,13 @@ def pandas_semantics(spark: SparkSession) -> Iterator[None]:
         spark.conf.set("spark.sql.ansi.enabled", before)
 
 
-def arm_moments(outcomes_df: DataFrame):  # type: ignore[no-untyped-def]
+def arm_moments(outcomes_df: DataFrame):
     """Per brand (and ALL) and arm: n, sums of x, y, x^2, xy, y^2 over outlets, as a small pandas frame."""
     with pandas_semantics(outcomes_df.sparkSession):
         return _arm_moments(outcomes_df)
 
 
-def _arm_moments(outcomes_df: DataFrame):  # type: ignore[no-untyped-def]
+def _arm_moments(outcomes_df: DataFrame):
     import pyspark.pandas as ps
     from pyspark.pandas.utils import PandasAPIOnSparkAdviceWarning
 
@@ -91,7 +91,7 @@ def _cov(n: float, sa: float, sb: float, sab: float) -> float:
     return (sab - sa * sb / n) / (n - 1) if n > 1 else math.nan
 
 
-def _adjusted(arm, theta: float, mean_x: float) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+def _adjusted(arm, theta: float, mean_x: float) -> tuple[float, float]:
     """An arm's CUPED-adjusted mean and variance (from its sums)."""
     mean = arm.y / arm.n - theta * (arm.x / arm.n - mean_x)
     var = (
@@ -102,7 +102,7 @@ def _adjusted(arm, theta: float, mean_x: float) -> tuple[float, float]:  # type:
     return mean, max(var, 0.0)
 
 
-def _brand_lift(treated, holdout, z: float) -> dict:  # type: ignore[no-untyped-def]
+def _brand_lift(treated, holdout, z: float) -> dict:
     n_t, n_h = int(treated.n), int(holdout.n)
     row = {"treated_outlets": n_t, "holdout_outlets": n_h, "treated_mean": treated.y / n_t, "theta": 0.0}
     row["holdout_mean"] = holdout.y / n_h
@@ -121,7 +121,7 @@ def _brand_lift(treated, holdout, z: float) -> dict:  # type: ignore[no-untyped-
     return row
 
 
-def cuped_lift(moments, confidence: float) -> list[dict]:  # type: ignore[no-untyped-def]
+def cuped_lift(moments, confidence: float) -> list[dict]:
     """Lift per brand from `arm_moments`: CUPED-adjusted difference in means with a normal interval.
 
     A brand without outlets in both arms gets no row.

@@ -57,11 +57,17 @@ def _vector_columns(numeric: tuple[str, ...], estimator: str) -> tuple[SQLTransf
 
 
 def feature_names(numeric: tuple[str, ...]) -> list[str]:
-    """Names of the assembled vector's slots, in order (for feature importance)."""
+    """The model's features, in order (for feature importance)."""
     return [*PROMO_FEATURES, *numeric, *DERIVED, *CATEGORICAL_FEATURES]
 
 
-def _estimator(name: str, params: dict[str, Any], num_workers: int) -> Any:
+def feature_columns(numeric: tuple[str, ...]) -> list[str]:
+    """The pipeline's numeric columns the estimator reads, in the order of `feature_names`."""
+    return [*(f"f_{c}" for c in (*PROMO_FEATURES, *numeric, *DERIVED)), *(f"f_{c}_code" for c in CATEGORICAL_FEATURES)]
+
+
+def _estimator_stages(name: str, params: dict[str, Any], num_workers: int, inputs: list[str]) -> list[Any]:
+    """The estimator on the feature columns (MLlib needs them assembled into one vector first)."""
     if name == "xgboost":
         from xgboost.spark import SparkXGBRegressor  # imported here: it pulls in xgboost and sklearn
 
@@ -69,8 +75,11 @@ def _estimator(name: str, params: dict[str, Any], num_workers: int) -> Any:
         # driver's level for this logger.
         logging.getLogger("XGBoost-PySpark").setLevel(logging.WARNING)
 
-        return SparkXGBRegressor(
-            features_col="features",
+        # The feature columns as they are, not one vector: its pandas UDF then gets plain float columns
+        # through Arrow instead of an array object per row (measured: scoring 800k rows 13.2 s -> see
+        # bench/RESULTS.md).
+        xgb = SparkXGBRegressor(
+            features_col=inputs,
             label_col=LOG_LABEL,
             prediction_col="log_prediction",
             num_workers=num_workers,
@@ -78,11 +87,14 @@ def _estimator(name: str, params: dict[str, Any], num_workers: int) -> Any:
             verbose=False,
             **params,
         )
-    return GBTRegressor(featuresCol="features", labelCol=LOG_LABEL, predictionCol="log_prediction", **params)
+        return [xgb]
+    assembler = VectorAssembler(inputCols=inputs, outputCol="features", handleInvalid="keep")
+    gbt = GBTRegressor(featuresCol="features", labelCol=LOG_LABEL, predictionCol="log_prediction", **params)
+    return [assembler, gbt]
 
 
 def build_pipeline(estimator: str, params: dict[str, Any], numeric: tuple[str, ...], num_workers: int) -> Pipeline:
-    """Raw gold columns -> indexed, assembled features -> estimator -> `predicted_units`."""
+    """Raw gold columns -> numeric feature columns (`feature_columns`) -> estimator -> `predicted_units`."""
     cast_stage, vector_inputs = _vector_columns(numeric, estimator)
     indexer = StringIndexer(
         inputCols=list(CATEGORICAL_FEATURES),
@@ -97,15 +109,12 @@ def build_pipeline(estimator: str, params: dict[str, Any], numeric: tuple[str, .
         + ", ".join(f"CAST(f_{c}_idx AS DOUBLE) AS f_{c}_code" for c in CATEGORICAL_FEATURES)
         + " FROM __THIS__"
     )
-    assembler = VectorAssembler(
-        inputCols=[*vector_inputs, *[f"f_{c}_code" for c in CATEGORICAL_FEATURES]],
-        outputCol="features",
-        handleInvalid="keep",
-    )
+    inputs = [*vector_inputs, *[f"f_{c}_code" for c in CATEGORICAL_FEATURES]]
+    assert inputs == feature_columns(numeric)
     to_units = SQLTransformer(
         statement=f"SELECT *, GREATEST(EXP(log_prediction) - 1.0, 0.0) AS {MODEL_OUTPUT} FROM __THIS__"
     )
-    stages = [cast_stage, indexer, codes, assembler, _estimator(estimator, params, num_workers), to_units]
+    stages = [cast_stage, indexer, codes, *_estimator_stages(estimator, params, num_workers, inputs), to_units]
     return Pipeline(stages=stages)
 
 
@@ -124,7 +133,9 @@ def feature_importance(model: PipelineModel, numeric: tuple[str, ...]) -> dict[s
     names = feature_names(numeric)
     if hasattr(fitted, "get_booster"):
         raw = fitted.get_booster().get_score(importance_type="total_gain")
-        scores = {names[int(k[1:])]: float(v) for k, v in raw.items()}
+        by_column = dict(zip(feature_columns(numeric), names, strict=True))
+        # Keys are the column names when xgboost knows them, else f<position>.
+        scores = {by_column.get(k) or names[int(k[1:])]: float(v) for k, v in raw.items()}
     else:
         scores = {name: float(v) for name, v in zip(names, fitted.featureImportances.toArray(), strict=True)}
     total = sum(scores.values()) or 1.0

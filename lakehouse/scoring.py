@@ -12,11 +12,13 @@ import hashlib
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from pyspark.ml import PipelineModel
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from lakehouse import modeling
 from lakehouse.contracts import Contract
-from lakehouse.features import AS_PLANNED, KEYS
+from lakehouse.features import AS_PLANNED, KEYS, Action, with_candidate_actions
 from lakehouse.gold import LOOKBACK_WEEKS, build_features
 from lakehouse.modeling import PREDICTION
 from lakehouse.runtime import DataError
@@ -96,64 +98,73 @@ class Rules:
     min_lift_pct: float
 
 
-CANDIDATE_FIELDS = ("action", "price_change", "unit_price", PREDICTION)
+def score_candidates(model: PipelineModel, rows_df: DataFrame, actions: list[Action]) -> DataFrame:
+    """Every scoring row under every candidate action, with the model's `predicted_units` (one pass).
+
+    Each row keeps its price before the action as `planned_unit_price`.
+    """
+    planned = rows_df.withColumn("planned_unit_price", F.col("unit_price"))
+    return modeling.predict(model, with_candidate_actions(planned, actions))
 
 
-def recommend(scored_df: DataFrame, rules: Rules) -> DataFrame:
+def recommend(scored_df: DataFrame, actions: list[Action], rules: Rules) -> DataFrame:
     """One row per outlet x product x week from its scored candidate actions.
 
-    `scored_df` has one row per key and action (`action`, `price_change`, `unit_price` after the action,
-    `predicted_units`), including as_planned, plus per-key columns `brand`, `in_holdout` and `unit_cost`
-    (null when unknown). Every candidate gets its lift over as planned, in units, percent and (with a
+    `scored_df` has one row per key and action (`action`, `predicted_units`), including as_planned,
+    plus per-key columns `brand`, `in_holdout`, `unit_cost` (null when unknown) and
+    `planned_unit_price`. Every candidate gets its lift over as planned, in units, percent and (with a
     unit cost) margin. The intended action is the one with the largest lift in units among those that
     cut the price by at most `max_discount` and lift units by at least `min_lift_pct` percent; only the
     `max_promoted_per_outlet` largest lifts of an outlet keep theirs. Holdout outlets get as planned,
     but their intended action is kept: it defines the effect the experiment measures.
     """
-    keys = list(KEYS)
-    grouped = scored_df.groupBy(*keys).agg(
-        F.first("brand").alias("brand"),
-        F.first("in_holdout").alias("in_holdout"),
-        F.first("unit_cost").alias("unit_cost"),
-        F.collect_list(F.struct(*CANDIDATE_FIELDS)).alias("_scored"),
+    per_key = [*KEYS, "brand", "in_holdout", "unit_cost", "planned_unit_price"]
+    # One shuffle by outlet serves the fold below and the per-outlet ranking; the fold is a hash
+    # aggregation with one numeric column per action (collecting structs with lambdas was slower).
+    grouped = (
+        scored_df.repartition("outlet_id")
+        .groupBy(*per_key)
+        .agg(
+            *[
+                F.max(F.when(F.col("action") == a.name, F.col(PREDICTION))).alias(f"_p{i}")
+                for i, a in enumerate(actions)
+            ]
+        )
     )
-    base = F.get(F.filter("_scored", lambda c: c["action"] == F.lit(AS_PLANNED)), 0)
-    cost = F.col("unit_cost")
+    names = [a.name for a in actions]
+    base, planned_price, cost = F.col(f"_p{names.index(AS_PLANNED)}"), F.col("planned_unit_price"), F.col("unit_cost")
 
-    def with_lift(c: Column) -> Column:
-        lift = c[PREDICTION] - base[PREDICTION]
-        margin = (c["unit_price"] - cost) * c[PREDICTION] - (base["unit_price"] - cost) * base[PREDICTION]
+    def candidate(i: int, action: Action) -> Column:
+        units, price = F.col(f"_p{i}"), planned_price * F.lit(1.0 + action.price_change)
+        lift = units - base
         return F.struct(
-            *[c[f].alias(f) for f in CANDIDATE_FIELDS],
+            F.lit(action.name).alias("action"),
+            F.lit(float(action.price_change)).alias("price_change"),
+            price.alias("unit_price"),
+            units.alias(PREDICTION),
             lift.alias("lift_units"),
-            (F.lit(100.0) * F.try_divide(lift, base[PREDICTION])).alias("lift_pct"),
-            margin.alias("incremental_margin"),
+            (F.lit(100.0) * F.try_divide(lift, base)).alias("lift_pct"),
+            ((price - cost) * units - (planned_price - cost) * base).alias("incremental_margin"),
         )
 
-    def eligible(c: Column) -> Column:
-        return (
-            (c["action"] != F.lit(AS_PLANNED))
-            & (c["price_change"] >= F.lit(-rules.max_discount - 1e-9))
-            & (F.coalesce(c["lift_pct"], F.lit(float("-inf"))) >= F.lit(rules.min_lift_pct))
+    def qualifies(i: int) -> Column:
+        """(lift, position) of candidate i when it lifts enough, else null."""
+        c = F.col("candidates")[i]
+        return F.when(
+            c["lift_pct"] >= F.lit(rules.min_lift_pct), F.struct(c["lift_units"].alias("k"), F.lit(i).alias("i"))
         )
 
-    def larger_lift_first(a: Column, b: Column) -> Column:
-        return (
-            F.when(a["lift_units"] > b["lift_units"], -1)
-            .when(a["lift_units"] < b["lift_units"], 1)
-            .when(a["action"] < b["action"], -1)
-            .when(a["action"] > b["action"], 1)
-            .otherwise(0)
-        )
-
-    with_candidates = grouped.withColumn("candidates", F.transform("_scored", with_lift)).drop("_scored")
-    best = F.get(F.array_sort(F.filter("candidates", eligible), larger_lift_first), 0)  # null when none is
+    allowed = [
+        i for i, a in enumerate(actions) if a.name != AS_PLANNED and a.price_change >= -rules.max_discount - 1e-9
+    ]
+    ranked_candidates = [qualifies(i) for i in allowed]
+    # The largest lift (ties: the later action in the config); greatest skips nulls.
+    best = F.lit(None) if not allowed else ranked_candidates[0] if len(allowed) == 1 else F.greatest(*ranked_candidates)
     per_outlet = Window.partitionBy("outlet_id", "week_start").orderBy(F.desc("_best.lift_units"), "product_id")
     ranked = (
-        with_candidates.withColumn(
-            "_planned", F.get(F.filter("candidates", lambda c: c["action"] == F.lit(AS_PLANNED)), 0)
-        )
-        .withColumn("_best", best)
+        grouped.select(*per_key, F.array(*[candidate(i, a) for i, a in enumerate(actions)]).alias("candidates"))
+        .withColumn("_planned", F.col("candidates")[names.index(AS_PLANNED)])
+        .withColumn("_best", F.when(best.isNotNull(), F.get(F.col("candidates"), best["i"])))
         .withColumn("_rank", F.when(F.col("_best").isNotNull(), F.row_number().over(per_outlet)))
     )
     within_limit = F.col("_rank") <= F.lit(rules.max_promoted_per_outlet)
@@ -182,14 +193,14 @@ def recommend(scored_df: DataFrame, rules: Rules) -> DataFrame:
         )
     )
     return ranked.withColumn("_intended", intended).select(
-        *keys,
+        *KEYS,
         "brand",
         "in_holdout",
         F.col("_intended.action").alias("intended_action"),
         chosen["action"].alias("action"),
         chosen["price_change"].alias("price_change"),
         reason.alias("reason"),
-        F.col("_planned.unit_price").alias("planned_unit_price"),
+        "planned_unit_price",
         chosen["unit_price"].alias("unit_price"),
         F.col(f"_planned.{PREDICTION}").alias("planned_units"),
         chosen[PREDICTION].alias(PREDICTION),

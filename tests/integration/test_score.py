@@ -124,6 +124,8 @@ def test_measured_lift_covers_the_true_effect_of_the_recommendations(spark, worl
     settings, config, paths = world
     with pytest.raises(DataError, match="have not landed"):
         measure_lift.measure_week(spark, settings, config, TARGET, Progress("test"))
+    with pytest.raises(DataError, match="was not scored"):
+        measure_lift.measure_week(spark, settings, config, TARGET + timedelta(weeks=1), Progress("test"))
     # The generator sells week TARGET: treated outlets follow their recommendation, holdout outlets the plan.
     actions = {a.name: a for a in config.scoring.candidate_actions()}
     recs = _week(spark, settings, TARGET).collect()

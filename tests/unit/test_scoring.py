@@ -57,29 +57,33 @@ def test_candidate_actions_multiply_rows_and_apply_each_plan(spark):
 
 SCORED = (
     "outlet_id string, product_id string, week_start date, brand string, in_holdout boolean, unit_cost double, "
-    "action string, price_change double, unit_price double, predicted_units double"
+    "planned_unit_price double, action string, predicted_units double"
 )
+ACTIONS = [Action("as_planned"), Action("deal", deal=True), Action("price_-20", -0.2)]
 
 
 def _scored(spark, items: dict[tuple[str, str], dict[str, tuple[float, float]]], holdout=(), cost=1.0):
-    """items: (outlet, product) -> action -> (price_change, predicted units); price 2.0 as planned."""
+    """items: (outlet, product) -> action (of ACTIONS) -> predicted units; price 2.0 as planned."""
     rows = [
-        (o, p, WEEK, "B", o in holdout, cost, a, change, 2.0 * (1 + change), units)
+        (o, p, WEEK, "B", o in holdout, cost, 2.0, a, units)
         for (o, p), actions in items.items()
-        for a, (change, units) in actions.items()
+        for a, units in actions.items()
     ]
     return spark.createDataFrame(rows, SCORED)
 
 
 def test_rules_pick_the_largest_eligible_lift_and_cap_promotions_per_outlet(spark):
     items = {
-        ("O1", "P1"): {"as_planned": (0.0, 100.0), "deal": (0.0, 130.0), "price_-20": (-0.2, 200.0)},  # cut too deep
-        ("O1", "P2"): {"as_planned": (0.0, 100.0), "deal": (0.0, 101.0), "price_-20": (-0.2, 90.0)},  # lift < 2%
-        ("O1", "P3"): {"as_planned": (0.0, 10.0), "deal": (0.0, 20.0), "price_-20": (-0.2, 30.0)},  # +10 < +30
-        ("O2", "P1"): {"as_planned": (0.0, 50.0), "deal": (0.0, 80.0), "price_-20": (-0.2, 60.0)},  # holdout
+        ("O1", "P1"): {"as_planned": 100.0, "deal": 130.0, "price_-20": 200.0},  # cut too deep
+        ("O1", "P2"): {"as_planned": 100.0, "deal": 101.0, "price_-20": 90.0},  # lift < 2%
+        ("O1", "P3"): {"as_planned": 10.0, "deal": 20.0, "price_-20": 30.0},  # +10 < +30
+        ("O2", "P1"): {"as_planned": 50.0, "deal": 80.0, "price_-20": 60.0},  # holdout
     }
     rules = Rules(max_discount=0.10, max_promoted_per_outlet=1, min_lift_pct=2.0)
-    out = {(r.outlet_id, r.product_id): r for r in recommend(_scored(spark, items, holdout=("O2",)), rules).collect()}
+    out = {
+        (r.outlet_id, r.product_id): r
+        for r in recommend(_scored(spark, items, holdout=("O2",)), ACTIONS, rules).collect()
+    }
     assert out["O1", "P1"].action == "deal" and out["O1", "P1"].lift_units == 30.0 and out["O1", "P1"].lift_pct == 30
     assert out["O1", "P1"].reason == "deal: +30.0 units (+30.0%) over the plan"
     assert out["O1", "P1"].incremental_margin == pytest.approx(30.0)  # (2 - 1) x 130 - (2 - 1) x 100
@@ -90,13 +94,15 @@ def test_rules_pick_the_largest_eligible_lift_and_cap_promotions_per_outlet(spar
     assert held.reason.startswith("holdout outlet")
     assert {len(r.candidates) for r in out.values()} == {3}
     two_slots = Rules(max_discount=0.10, max_promoted_per_outlet=2, min_lift_pct=2.0)
-    out = {(r.outlet_id, r.product_id): r.action for r in recommend(_scored(spark, items), two_slots).collect()}
+    out = {
+        (r.outlet_id, r.product_id): r.action for r in recommend(_scored(spark, items), ACTIONS, two_slots).collect()
+    }
     assert (out["O1", "P1"], out["O1", "P3"], out["O2", "P1"]) == ("deal", "deal", "deal")
 
 
 def test_margin_is_null_without_a_unit_cost(spark):
-    items = {("O1", "P1"): {"as_planned": (0.0, 100.0), "deal": (0.0, 130.0)}}
-    [row] = recommend(_scored(spark, items, cost=None), Rules(0.1, 3, 2.0)).collect()
+    items = {("O1", "P1"): {"as_planned": 100.0, "deal": 130.0, "price_-20": 90.0}}
+    [row] = recommend(_scored(spark, items, cost=None), ACTIONS, Rules(0.1, 3, 2.0)).collect()
     assert row.action == "deal" and row.incremental_margin is None
 
 
@@ -111,13 +117,13 @@ def test_holdout_hash_is_stable_and_the_same_in_spark_and_python(spark):
 
 
 def test_coverage_fails_with_counts(spark):
-    items = {("O1", "P1"): {"as_planned": (0.0, 100.0), "deal": (0.0, 130.0)}}
-    good = recommend(_scored(spark, items), Rules(0.1, 3, 2.0))
+    items = {("O1", "P1"): {"as_planned": 100.0, "deal": 130.0, "price_-20": 90.0}}
+    good = recommend(_scored(spark, items), ACTIONS, Rules(0.1, 3, 2.0))
     assert coverage(good, expected_items=1)["rows"] == 1
     with pytest.raises(DataError, match="1 recommendations for 2 active"):
         coverage(good, expected_items=2)
     with pytest.raises(DataError, match="1 duplicate outlet x product rows"):
         coverage(good.unionByName(good), expected_items=2)
-    bad = {("O1", "P1"): {"as_planned": (0.0, 100.0), "deal": (0.0, float("nan"))}}
+    bad = {("O1", "P1"): {"as_planned": 100.0, "deal": float("nan"), "price_-20": 90.0}}
     with pytest.raises(DataError, match="1 items with a null, NaN or negative prediction"):
-        coverage(recommend(_scored(spark, bad), Rules(0.1, 3, 2.0)), expected_items=1)
+        coverage(recommend(_scored(spark, bad), ACTIONS, Rules(0.1, 3, 2.0)), expected_items=1)
