@@ -44,9 +44,9 @@ run: setup
 	$(BIN)/lakehouse train
 	$(BIN)/lakehouse models list
 	$(BIN)/lakehouse models history
-	$(BIN)/lakehouse score --week 1992-10-12
-	$(BIN)/lakehouse score --week 1992-10-05 --top 0
-	$(BIN)/lakehouse lift --week 1992-10-05
+	$(BIN)/lakehouse score --week 1992-10-05
+	$(BIN)/lakehouse score --week 1992-09-28 --top 0
+	$(BIN)/lakehouse lift --week 1992-09-28
 
 test: setup
 	$(BIN)/pytest -q

@@ -63,13 +63,18 @@ def pandas_semantics(spark: SparkSession) -> Iterator[None]:
 
 def arm_moments(outcomes_df: DataFrame):
     """Per brand (and ALL) and arm: n, sums of x, y, x^2, xy, y^2 over outlets, as a small pandas frame."""
-    with pandas_semantics(outcomes_df.sparkSession):
+    from pyspark.pandas.utils import PandasAPIOnSparkAdviceWarning
+
+    with pandas_semantics(outcomes_df.sparkSession), warnings.catch_warnings():
+        # pandas-on-Spark's own notices: a pandas 3 grouping change, and that to_pandas collects (two
+        # rows per brand here).
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", PandasAPIOnSparkAdviceWarning)
         return _arm_moments(outcomes_df)
 
 
 def _arm_moments(outcomes_df: DataFrame):
     import pyspark.pandas as ps
-    from pyspark.pandas.utils import PandasAPIOnSparkAdviceWarning
 
     items = outcomes_df.select("outlet_id", "brand", "in_holdout", "y", "x").pandas_api()
     by_brand = items.groupby(["outlet_id", "brand", "in_holdout"], as_index=False).sum()
@@ -81,9 +86,7 @@ def _arm_moments(outcomes_df: DataFrame):
     outlets["xy"] = outlets["x"] * outlets["y"]
     outlets["yy"] = outlets["y"] * outlets["y"]
     moments = outlets.drop(columns="outlet_id").groupby(["brand", "in_holdout"], as_index=False).sum()
-    with warnings.catch_warnings():  # the advice that to_pandas collects: two rows per brand here
-        warnings.simplefilter("ignore", PandasAPIOnSparkAdviceWarning)
-        return moments.to_pandas()
+    return moments.to_pandas()
 
 
 def _cov(n: float, sa: float, sb: float, sab: float) -> float:
