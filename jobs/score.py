@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any
 
 from pyspark import StorageLevel
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse import delta_io, registry, tracking
@@ -97,13 +97,32 @@ def score_week(spark: SparkSession, settings: Settings, config: MLConfig, week: 
         contract,
     ).persist(StorageLevel.MEMORY_AND_DISK)
     counts = coverage(recommendations, expected)  # fails the job before anything is written
-    delta_io.replace_where(recommendations, GOLD_RECOMMENDATIONS, settings, f"week_start = '{week.isoformat()}'")
+    predicate = f"week_start = '{week.isoformat()}'"
+    if _already_scored(spark, settings, recommendations, predicate):
+        progress(f"week {week} already holds these recommendations (a rebuild only renumbered the sales history)")
+    else:
+        delta_io.replace_where(recommendations, GOLD_RECOMMENDATIONS, settings, predicate)
     rows.unpersist()
     progress(
         f"wrote {counts['rows']} recommendations for week {week} to {GOLD_RECOMMENDATIONS.name}: "
         f"{counts['recommended']} with an action, {counts['holdout_items']} in the holdout"
     )
     return {**counts, "recommendations": recommendations}
+
+
+def _already_scored(spark: SparkSession, settings: Settings, recommendations: DataFrame, predicate: str) -> bool:
+    """True when the week's rows already equal these, apart from the sales history's Delta version.
+
+    A rebuild that changed nothing writes a new version of gold_sales_weekly; re-scoring on it must
+    not rewrite the week (the rows keep pointing at the earlier, identical version).
+    """
+    if not delta_io.exists(spark, GOLD_RECOMMENDATIONS, settings):
+        return False
+    existing = delta_io.read(spark, GOLD_RECOMMENDATIONS, settings).filter(predicate)
+    columns = [c for c in recommendations.columns if c != "features_version"]
+    if set(existing.columns) != set(recommendations.columns):
+        return False
+    return delta_io.fingerprint(existing.select(*columns)) == delta_io.fingerprint(recommendations.select(*columns))
 
 
 def print_top(recommendations: Any, top: int) -> None:

@@ -107,8 +107,10 @@ def test_rescoring_a_week_replaces_that_week_only(spark, world):
     before = _week(spark, settings, TARGET).localCheckpoint()
     earlier = TARGET - timedelta(weeks=1)  # a week with actuals can be scored too (a backfill)
     score.score_week(spark, settings, config, earlier, Progress("test"))
+    after_earlier = delta_io.version(spark, GOLD_RECOMMENDATIONS, settings)
     score.score_week(spark, settings, config, TARGET, Progress("test"))
     assert_same_content(_week(spark, settings, TARGET), before)
+    assert delta_io.version(spark, GOLD_RECOMMENDATIONS, settings) == after_earlier  # same result: not rewritten
     weeks = {
         r.week_start: r.n
         for r in table(spark, settings, GOLD_RECOMMENDATIONS)
