@@ -32,6 +32,11 @@ def _jvm_peak_heap_mb(spark) -> float:  # type: ignore[no-untyped-def]
     return sum(p.getPeakUsage().getUsed() for p in pools if p.getType().name() == "HEAP") / 2**20
 
 
+def python_peak_rss_mb() -> int:
+    """Peak resident memory of this Python process so far (each benchmark step runs in its own)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
 def _jvm_peak_rss_mb(spark) -> float:  # type: ignore[no-untyped-def]
     pid = spark.sparkContext._jvm.ProcessHandle.current().pid()
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -110,7 +115,7 @@ def run_one(rows: int, workdir: Path) -> dict:
         **{f"{k}_rows_per_s": round(n / timings[k]) for k in ("floor", "bronze", "silver", "gold")},
         "medallion_s": round(medallion, 1),
         "ratio_to_floor": round(medallion / timings["floor"], 2),
-        "python_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "python_peak_rss_mb": python_peak_rss_mb(),
         "jvm_peak_heap_mb": round(_jvm_peak_heap_mb(spark)),
         "jvm_peak_rss_mb": round(_jvm_peak_rss_mb(spark)),
     }

@@ -18,22 +18,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
 
-from bench.medallion import machine, run_child, write_section
+from bench.medallion import machine, python_peak_rss_mb, run_child, write_section
 
 PRODUCTS = 20
 WEEK = date(2024, 6, 3)
 TRAIN_ROWS = 200_000
-
-
-def _rss_mb() -> int:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def feature_rows(spark, n_outlets: int, seed: int, label: bool):  # type: ignore[no-untyped-def]
@@ -160,7 +155,7 @@ def platform(home: Path) -> dict:
         "startup_s": round(startup_s - predict_s, 1),
         "predict_s": round(predict_s, 1),
         "total_s": round(total_s, 1),
-        "python_peak_rss_mb": _rss_mb(),
+        "python_peak_rss_mb": python_peak_rss_mb(),
     }
 
 
@@ -193,7 +188,7 @@ def floor(home: Path) -> dict:
     return {
         "predictions": int(predicted.shape[0]),
         "predict_s": round(predict_s, 1),
-        "python_peak_rss_mb": _rss_mb(),
+        "python_peak_rss_mb": python_peak_rss_mb(),
     }
 
 

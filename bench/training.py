@@ -14,21 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from bench.medallion import machine, run_child, write_section
+from bench.medallion import machine, python_peak_rss_mb, run_child, write_section
 
 PRODUCTS, WEEKS, HOLDOUT = 20, 50, 8
 START = date(2023, 1, 2)
-
-
-def _rss_mb() -> int:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def prepare(rows: int, home: Path) -> dict:
@@ -99,7 +94,7 @@ def measure(path: str, home: Path) -> dict:
         model = modeling.fit(pipeline, train)
         fit_s = time.perf_counter() - start
         wape = regression_metrics(modeling.predict(model, holdout), modeling.PREDICTION)["wape"]
-        return {"fit_s": round(fit_s, 1), "wape": round(wape, 4), "python_peak_rss_mb": _rss_mb()}
+        return {"fit_s": round(fit_s, 1), "wape": round(wape, 4), "python_peak_rss_mb": python_peak_rss_mb()}
     return _single_node(pipeline, train, holdout, params, numeric)
 
 
@@ -133,7 +128,7 @@ def _single_node(pipeline, train, holdout, params, numeric) -> dict:  # type: ig
         "fit_s": round(fit_s, 1),
         "collect_s": round(collect_s, 1),
         "wape": round(wape, 4),
-        "python_peak_rss_mb": _rss_mb(),
+        "python_peak_rss_mb": python_peak_rss_mb(),
     }
 
 
