@@ -158,8 +158,15 @@ def recommend(scored_df: DataFrame, actions: list[Action], rules: Rules) -> Data
         i for i, a in enumerate(actions) if a.name != AS_PLANNED and a.price_change >= -rules.max_discount - 1e-9
     ]
     ranked_candidates = [qualifies(i) for i in allowed]
-    # The largest lift (ties: the later action in the config); greatest skips nulls.
-    best = F.lit(None) if not allowed else ranked_candidates[0] if len(allowed) == 1 else F.greatest(*ranked_candidates)
+    # The largest lift (ties: the later action in the config); greatest skips nulls. No allowed action
+    # (say, only price cuts beyond max_discount): nothing qualifies.
+    best = (
+        F.when(F.lit(False), F.struct(F.lit(0.0).alias("k"), F.lit(0).alias("i")))
+        if not allowed
+        else ranked_candidates[0]
+        if len(allowed) == 1
+        else F.greatest(*ranked_candidates)
+    )
     per_outlet = Window.partitionBy("outlet_id", "week_start").orderBy(F.desc("_best.lift_units"), "product_id")
     ranked = (
         grouped.select(*per_key, F.array(*[candidate(i, a) for i, a in enumerate(actions)]).alias("candidates"))

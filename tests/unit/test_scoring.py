@@ -100,6 +100,13 @@ def test_rules_pick_the_largest_eligible_lift_and_cap_promotions_per_outlet(spar
     assert (out["O1", "P1"], out["O1", "P3"], out["O2", "P1"]) == ("deal", "deal", "deal")
 
 
+def test_no_allowed_action_keeps_every_plan(spark):
+    items = {("O1", "P1"): {"as_planned": 100.0, "price_-20": 200.0}}
+    actions = [Action("as_planned"), Action("price_-20", -0.2)]
+    [row] = recommend(_scored(spark, items), actions, Rules(0.1, 3, 2.0)).collect()
+    assert (row.action, row.intended_action) == ("as_planned", "as_planned") and row.reason.startswith("no action")
+
+
 def test_margin_is_null_without_a_unit_cost(spark):
     items = {("O1", "P1"): {"as_planned": 100.0, "deal": 130.0, "price_-20": 90.0}}
     [row] = recommend(_scored(spark, items, cost=None), ACTIONS, Rules(0.1, 3, 2.0)).collect()
