@@ -98,13 +98,13 @@ def score_week(spark: SparkSession, settings: Settings, config: MLConfig, week: 
     ).persist(StorageLevel.MEMORY_AND_DISK)
     counts = coverage(recommendations, expected)  # fails the job before anything is written
     predicate = f"week_start = '{week.isoformat()}'"
-    if _already_scored(spark, settings, recommendations, predicate):
-        progress(f"week {week} already holds these recommendations (a rebuild only renumbered the sales history)")
-    else:
+    unchanged = _already_scored(spark, settings, recommendations, predicate)
+    if not unchanged:
         delta_io.replace_where(recommendations, GOLD_RECOMMENDATIONS, settings, predicate)
     rows.unpersist()
     progress(
-        f"wrote {counts['rows']} recommendations for week {week} to {GOLD_RECOMMENDATIONS.name}: "
+        f"{'kept (same result)' if unchanged else 'wrote'} {counts['rows']} recommendations for week {week} "
+        f"in {GOLD_RECOMMENDATIONS.name}: "
         f"{counts['recommended']} with an action, {counts['holdout_items']} in the holdout"
     )
     return {**counts, "recommendations": recommendations}
