@@ -10,10 +10,10 @@ TOOLS := .cache/tools-venv
 
 .PHONY: setup venv jars data run test check bench clean help
 help:
-	@echo "make run    set up everything, then ingest Dominick's deliveries, build every week, train and gate a model, score and measure lift"
+	@echo "make run    set up everything, then ingest Dominick's deliveries, build every week, train and gate a model, score, measure lift and monitor"
 	@echo "make test   set up everything, then run the tests"
 	@echo "make check  ruff, mypy, data contract lint"
-	@echo "make bench  medallion, training and scoring benchmarks (figures to stdout; bench/RESULTS.md by hand)"
+	@echo "make bench  medallion, training, scoring and monitoring benchmarks (figures to stdout; bench/RESULTS.md by hand)"
 
 setup: venv jars data
 
@@ -47,6 +47,7 @@ run: setup
 	$(BIN)/lakehouse score --week 1992-10-05
 	$(BIN)/lakehouse score --week 1992-09-28 --top 0
 	$(BIN)/lakehouse lift --week 1992-09-28
+	$(BIN)/lakehouse monitor --week 1992-09-28
 
 test: setup
 	$(BIN)/pytest -q
@@ -68,6 +69,7 @@ bench: setup
 	$(BIN)/python -m bench.medallion
 	$(BIN)/python -m bench.training
 	$(BIN)/python -m bench.scoring
+	$(BIN)/python -m bench.monitoring
 
 clean:
 	rm -rf $(LAKEHOUSE_HOME) .pytest_cache .mypy_cache .ruff_cache

@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="one delivery folder per week, or one delivery holding every week",
     )
     syn.add_argument("--files", type=int, default=1, help="files per delivery (single layout: total files)")
+    syn.add_argument("--drift-from-week", type=int, help="from this week index on, change the regime (see below)")
+    syn.add_argument("--price-factor", type=float, default=1.3, help="with --drift-from-week: prices scale by this")
+    syn.add_argument("--new-outlets", type=int, default=0, help="with --drift-from-week: a new outlet cluster opens")
 
 
 def _dominicks(args: argparse.Namespace, progress: Progress) -> int:
@@ -53,6 +56,11 @@ def _synthetic(args: argparse.Namespace, progress: Progress) -> int:
         raise UsageError(f"--start {args.start} is not a Monday")
     shape = synthetic.Shape(args.outlets, args.products, args.weeks, args.start, args.seed)
     truth = synthetic.Truth()
+    drift = None
+    if args.drift_from_week is not None:
+        if not 0 < args.drift_from_week < args.weeks or args.new_outlets < 0 or args.price_factor <= 0:
+            raise UsageError("--drift-from-week must be within --weeks, --new-outlets >= 0, --price-factor > 0")
+        drift = synthetic.Drift(args.drift_from_week, args.price_factor, args.new_outlets)
     spark = get_spark("lakehouse-sample-data")
     out = str(args.out.resolve())
 
@@ -64,9 +72,9 @@ def _synthetic(args: argparse.Namespace, progress: Progress) -> int:
             getattr(writer, args.format)(path)
 
     hidden = ("outlet_idx", "product_idx", "_outlet_effect", "_base_log_units", "_base_price")
-    write(synthetic.outlets_df(spark, shape, truth).drop(*hidden).coalesce(1), f"{out}/outlets")
+    write(synthetic.outlets_df(spark, shape, truth, drift).drop(*hidden).coalesce(1), f"{out}/outlets")
     write(synthetic.products_df(spark, shape).drop(*hidden).coalesce(1), f"{out}/products")
-    sales = synthetic.sales_df(spark, shape, truth)
+    sales = synthetic.sales_df(spark, shape, truth, drift)
     if args.layout == "weekly":
         write(
             sales.withColumnRenamed("delivery_week", "week").repartition(args.files, "week"),
@@ -76,7 +84,7 @@ def _synthetic(args: argparse.Namespace, progress: Progress) -> int:
     else:
         write(sales.drop("delivery_week").repartition(args.files), f"{out}/sales/all")
     synthetic.write_truth(args.out, shape, truth)
-    rows = shape.outlets * shape.products * shape.weeks
+    rows = sales.count() if drift else shape.outlets * shape.products * shape.weeks
     progress(f"wrote {rows} synthetic sales rows ({args.layout}, {args.format}) and truth.json to {out}")
     return 0
 

@@ -142,8 +142,12 @@ def train(
     features_version: int | None,
     promote: bool,
     force: bool = True,
+    tags: dict[str, str] | None = None,
 ) -> int:
-    """Train, log, register and gate; with force=False, a run already made from the same inputs is reused."""
+    """Train, log, register and gate; with force=False, a run already made from the same inputs is reused.
+
+    `tags` go on the run too (e.g. the retraining request that asked for it).
+    """
     import mlflow
 
     progress = Progress("train")
@@ -167,7 +171,7 @@ def train(
         )
         return 0
     progress(f"training {config.training.estimator} on {GOLD_FEATURES.name} version {version}")
-    with mlflow.start_run(run_name=f"train-{config.training.estimator}", tags=lineage) as run:
+    with mlflow.start_run(run_name=f"train-{config.training.estimator}", tags={**lineage, **(tags or {})}) as run:
         result = train_and_evaluate(features_df, config.training, progress)
         _log_result(result, config, progress)
         if not result.beats_baselines:

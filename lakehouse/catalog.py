@@ -59,6 +59,10 @@ GOLD_RECOMMENDATIONS = Table(
     "gold_recommendations", "gold", ("week_start",), "recommended action per outlet x product", ("outlet_id",)
 )
 GOLD_LIFT = Table("gold_lift", "gold", ("week_start",), "measured lift of the recommendations per week")
+GOLD_MONITORING = Table("gold_monitoring", "gold", ("week_start",), "drift, quality and data health per week")
+RETRAIN_REQUESTS = Table(
+    "audit_retrain_requests", "audit", description="append-only log of the retraining requests monitoring made"
+)
 MODEL_AUDIT = Table("audit_model_registry", "audit", description="append-only log of registry alias changes")
 
 TABLES: tuple[Table, ...] = (
@@ -75,7 +79,9 @@ TABLES: tuple[Table, ...] = (
     GOLD_FEATURES,
     GOLD_RECOMMENDATIONS,
     GOLD_LIFT,
+    GOLD_MONITORING,
     MODEL_AUDIT,
+    RETRAIN_REQUESTS,
 )
 
 BRONZE_BY_KIND = {"sales": BRONZE_SALES, "outlets": BRONZE_OUTLETS, "products": BRONZE_PRODUCTS}

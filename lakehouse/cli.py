@@ -20,6 +20,7 @@ COMMANDS = {
     "models": "jobs.models",
     "score": "jobs.score",
     "lift": "jobs.measure_lift",
+    "monitor": "jobs.monitor",
 }
 
 

@@ -1,4 +1,4 @@
-"""Training, gate and registry settings: embedded defaults (defaults.yaml) plus an optional override file."""
+"""Training, gate, registry, scoring and monitoring settings: embedded defaults (defaults.yaml) plus overrides."""
 
 from __future__ import annotations
 
@@ -83,12 +83,40 @@ class ExperimentConfig:
 
 
 @dataclass(frozen=True)
+class MonitoringConfig:
+    experiment: str
+    reference_weeks: int
+    sample_rows: int
+    strata: list[str]
+    numeric_method: str
+    categorical_method: str
+    drift_threshold: float
+    exclude_columns: list[str]
+    max_lag_weeks: int
+    volume_trailing_weeks: int
+    volume_warn: float
+    volume_fail: float
+    null_rate_warn: float
+    null_rate_fail: float
+
+
+@dataclass(frozen=True)
+class RetrainingConfig:
+    drift_share: float
+    max_wape_increase: float
+    max_abs_bias: float
+    cooldown_weeks: int
+
+
+@dataclass(frozen=True)
 class MLConfig:
     training: TrainingConfig
     registry: RegistryConfig
     gate: GateConfig
     scoring: ScoringConfig
     experiment: ExperimentConfig
+    monitoring: MonitoringConfig
+    retraining: RetrainingConfig
 
     def as_dict(self, sections: tuple[str, ...] = MODEL_SECTIONS) -> dict[str, dict[str, Any]]:
         """The named sections as plain dicts (by default those that determine a trained model)."""
@@ -122,10 +150,14 @@ def from_dict(raw: dict[str, Any]) -> MLConfig:
         gate=_section(GateConfig, merged, "gate"),
         scoring=_section(ScoringConfig, merged, "scoring"),
         experiment=_section(ExperimentConfig, merged, "experiment"),
+        monitoring=_section(MonitoringConfig, merged, "monitoring"),
+        retraining=_section(RetrainingConfig, merged, "retraining"),
     )
     config.scoring.candidate_actions()
     if not 0.0 <= config.experiment.holdout_share < 1.0:
         raise UsageError(f"experiment.holdout_share must be in [0, 1): {config.experiment.holdout_share}")
+    if config.monitoring.sample_rows < 100 or config.retraining.cooldown_weeks < 0:
+        raise UsageError("monitoring.sample_rows must be at least 100 and retraining.cooldown_weeks not negative")
     if config.training.estimator not in ESTIMATORS:
         raise UsageError(f"training.estimator {config.training.estimator!r} is not one of {', '.join(ESTIMATORS)}")
     return config

@@ -52,6 +52,22 @@ class Shape:
     seed: int = 7
 
 
+@dataclass(frozen=True)
+class Drift:
+    """A change of regime from week index `from_week` on, for monitoring to find.
+
+    Prices are scaled by `price_factor` (demand follows them through the true elasticity), and
+    `new_outlets` outlets open: a cluster in a region of its own, `income_shift` richer than the rest.
+    Their reference rows are delivered with the others; they sell from `from_week` on.
+    """
+
+    from_week: int
+    price_factor: float = 1.0
+    new_outlets: int = 0
+    region: str = "central"
+    income_shift: float = 2.0
+
+
 def uniform(seed: int, name: str, *keys: Column | str) -> Column:
     """A deterministic uniform(0, 1) per key, independent of partitioning (unlike F.rand)."""
     bits = F.xxhash64(F.lit(seed), F.lit(name), *keys).bitwiseAND(F.lit((1 << 52) - 1))
@@ -64,8 +80,10 @@ def normal(seed: int, name: str, *keys: Column | str) -> Column:
     return F.sqrt(-2.0 * F.log(u1)) * F.cos(2.0 * math.pi * u2)
 
 
-def outlets_df(spark: SparkSession, shape: Shape, truth: Truth) -> DataFrame:
+def outlets_df(spark: SparkSession, shape: Shape, truth: Truth, drift: Drift | None = None) -> DataFrame:
     """Outlet reference rows, with the (hidden) outlet effect kept for the sales generator."""
+    new = drift.new_outlets if drift else 0
+    is_new = F.col("outlet_idx") >= shape.outlets
     channel = F.element_at(
         F.array(*[F.lit(c) for c in CHANNELS]),
         (uniform(shape.seed, "channel", "id") * len(CHANNELS)).cast("int") + 1,
@@ -75,14 +93,18 @@ def outlets_df(spark: SparkSession, shape: Shape, truth: Truth) -> DataFrame:
         (uniform(shape.seed, "region", "id") * len(REGIONS)).cast("int") + 1,
     )
     channel_effect = F.create_map(*[x for k, v in truth.channel_effects.items() for x in (F.lit(k), F.lit(v))])
+    income = 10.0 + 0.5 * normal(shape.seed, "income", "id")
+    if drift:
+        region = F.when(is_new, F.lit(drift.region)).otherwise(region)
+        income = income + F.when(is_new, 0.5 * drift.income_shift).otherwise(0.0)
     return (
-        spark.range(shape.outlets)
+        spark.range(shape.outlets + new)
         .withColumnRenamed("id", "outlet_idx")
         .withColumn("id", F.col("outlet_idx"))
         .withColumn("outlet_id", F.format_string("OUT%06d", "outlet_idx"))
         .withColumn("channel", channel)
         .withColumn("region", region)
-        .withColumn("income", F.round(10.0 + 0.5 * normal(shape.seed, "income", "id"), 4))
+        .withColumn("income", F.round(income, 4))
         .withColumn("share_large_households", F.round(uniform(shape.seed, "hh", "id") * 0.3, 4))
         .withColumn(
             "_outlet_effect",
@@ -124,18 +146,20 @@ def _log_units(truth: Truth, seed: int, price: Column, deal: Column, feature: Co
     )
 
 
-def sales_df(spark: SparkSession, shape: Shape, truth: Truth) -> DataFrame:
+def sales_df(spark: SparkSession, shape: Shape, truth: Truth, drift: Drift | None = None) -> DataFrame:
     """outlets x products x weeks sales records in the raw interface, plus `delivery_week`."""
     s = shape.seed
     keys = ("outlet_idx", "product_idx", "week_idx")
-    n_rows = shape.outlets * shape.products * shape.weeks
+    n_rows = (shape.outlets + (drift.new_outlets if drift else 0)) * shape.products * shape.weeks
     grid = (
         spark.range(n_rows)
         .withColumn("week_idx", F.col("id") % shape.weeks)
         .withColumn("product_idx", (F.col("id") / shape.weeks).cast("long") % shape.products)
         .withColumn("outlet_idx", (F.col("id") / (shape.weeks * shape.products)).cast("long"))
     )
-    outlets = outlets_df(spark, shape, truth).select("outlet_idx", "outlet_id", "_outlet_effect")
+    if drift:  # new outlets sell from the drift on
+        grid = grid.filter((F.col("outlet_idx") < shape.outlets) | (F.col("week_idx") >= drift.from_week))
+    outlets = outlets_df(spark, shape, truth, drift).select("outlet_idx", "outlet_id", "_outlet_effect")
     products = products_df(spark, shape).select("product_idx", "product_id", "_base_log_units", "_base_price")
     lo, hi = truth.deal_discount
     on_deal = uniform(s, "deal", *keys) < truth.deal_probability
@@ -145,7 +169,10 @@ def sales_df(spark: SparkSession, shape: Shape, truth: Truth) -> DataFrame:
     on_display = uniform(s, "display", *keys) < truth.display_probability
     sale_date = F.date_add(F.lit(shape.start), (F.col("week_idx") * 7).cast("int"))
     discount = F.when(F.col("on_deal"), lo + (hi - lo) * uniform(s, "disc", *keys)).otherwise(0.0)
-    price = F.round(F.col("_base_price") * (1 - discount) * F.exp(0.05 * normal(s, "pnoise", *keys)), 2)
+    price = F.col("_base_price") * (1 - discount) * F.exp(0.05 * normal(s, "pnoise", *keys))
+    if drift:
+        price = price * F.when(F.col("week_idx") >= drift.from_week, drift.price_factor).otherwise(1.0)
+    price = F.round(price, 2)
     log_units = _log_units(truth, s, F.col("unit_price"), F.col("on_deal"), F.col("featured"), F.col("on_display"))
     return (
         grid.join(F.broadcast(outlets), "outlet_idx", "inner")

@@ -1,0 +1,347 @@
+"""Monitor a week: Evidently drift and quality reports, data health, and the retraining decision.
+
+The week's gold features are compared with the champion's reference (the last weeks of the data it
+was trained on, at the Delta version it read). Figures go to gold_monitoring, HTML reports to
+LAKEHOUSE_HOME/reports/<week>/ and to a monitoring run in MLflow, and a retraining request, when the
+policy calls for one, to audit_retrain_requests. Re-running a week changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs.score import champion
+from lakehouse import delta_io, modeling, registry, tracking
+from lakehouse.catalog import (
+    BRONZE_SALES,
+    GOLD_FEATURES,
+    GOLD_MONITORING,
+    GOLD_SALES_WEEKLY,
+    RETRAIN_REQUESTS,
+    SILVER_SALES,
+)
+from lakehouse.config import Settings, load_settings
+from lakehouse.contracts import load_contract
+from lakehouse.evaluation import regression_metrics
+from lakehouse.features import CATEGORICAL_FEATURES, KEYS, LABEL, PROMO_FEATURES
+from lakehouse.ml_config import MLConfig, load_ml_config
+from lakehouse.monitoring import (
+    Check,
+    Decision,
+    contract_checks,
+    decide,
+    decision_checks,
+    evidently_reports,
+    freshness_checks,
+    profile,
+    quality_checks,
+    stratified_sample,
+    summary_checks,
+    volume_check,
+)
+from lakehouse.runtime import DataError, Progress, iso_date, monday, run_main, utc_now
+from lakehouse.schema import contract_ddl
+from lakehouse.spark import get_spark
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--week", type=iso_date, required=True, help="week to monitor (any day of it; YYYY-MM-DD)")
+    parser.add_argument(
+        "--retrain", action="store_true", help="when the week has a retraining request, train (and gate) now"
+    )
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What the champion was trained on: a Delta version of gold_features and its last weeks."""
+
+    model_name: str
+    model_version: str
+    run_id: str
+    path: str
+    version: int
+    first: date
+    last: date
+    numeric: list[str]
+    holdout: dict[str, float]
+
+    @property
+    def label(self) -> str:
+        return f"{GOLD_FEATURES.name}@v{self.version} {self.first}..{self.last}"
+
+
+def champion_reference(name: str, weeks: int) -> Reference:
+    """The champion's training run, read from its lineage tags, params and holdout metrics."""
+    version = champion(name)
+    run = registry.client().get_run(version.run_id)
+    tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+    try:
+        last = date.fromisoformat(params["holdout_last_week"])
+        return Reference(
+            name,
+            str(version.version),
+            version.run_id,
+            tags[f"lineage.{GOLD_FEATURES.name}.path"],
+            int(tags[f"lineage.{GOLD_FEATURES.name}.version"]),
+            last - timedelta(weeks=weeks - 1),
+            last,
+            params["numeric_features"].split(","),
+            {"wape": metrics["holdout_wape"], "bias": metrics["holdout_bias"]},
+        )
+    except KeyError as missing:
+        raise DataError(
+            f"the champion's run {version.run_id} lacks {missing}: retrain it with `lakehouse train`"
+        ) from None
+
+
+def _latest_week(spark: SparkSession, settings: Settings, table: Any) -> date | None:
+    if not delta_io.exists(spark, table, settings):
+        return None
+    row = delta_io.read(spark, table, settings).agg(F.max("week_start").alias("w")).first()
+    return row["w"] if row else None
+
+
+def _delivered_week(spark: SparkSession, settings: Settings) -> date | None:
+    """The latest week of valid sale dates delivered to bronze (dated no later than their ingest)."""
+    if not delta_io.exists(spark, BRONZE_SALES, settings):
+        return None
+    sale_date = F.expr("try_cast(sale_date AS date)")
+    valid = F.when(sale_date <= F.to_date("_ingested_at"), sale_date)
+    row = delta_io.read(spark, BRONZE_SALES, settings).agg(F.max(valid).alias("d")).first()
+    return monday(row["d"]) if row and row["d"] else None
+
+
+def data_health(spark: SparkSession, settings: Settings, config: MLConfig, week: date) -> list[Check]:
+    """Freshness of every layer, and the week's volume in gold_sales_weekly vs the weeks before."""
+    cfg = config.monitoring
+    delivered = _delivered_week(spark, settings)
+    latest = {BRONZE_SALES.name: delivered}
+    for table in (SILVER_SALES, GOLD_SALES_WEEKLY, GOLD_FEATURES):
+        latest[table.name] = _latest_week(spark, settings, table)
+    checks = freshness_checks(latest, delivered, week, cfg.max_lag_weeks)
+    if delta_io.exists(spark, GOLD_SALES_WEEKLY, settings):
+        weekly = delta_io.read(spark, GOLD_SALES_WEEKLY, settings).filter(
+            F.col("week_start").between(week - timedelta(weeks=cfg.volume_trailing_weeks), week)
+        )
+        counts = {k[0]: n for k, n in delta_io.count_by(weekly, "week_start").items()}
+        checks.append(volume_check(counts, week, cfg.volume_trailing_weeks, cfg.volume_warn, cfg.volume_fail))
+    return checks
+
+
+def _to_pandas(sample: DataFrame, columns: list[str]) -> Any:
+    """A bounded sample to pandas in key order (the same rows give the same frame); flags as categories."""
+    pdf = sample.select(*columns).orderBy(*KEYS).toPandas()
+    for c in PROMO_FEATURES:
+        if c in pdf:
+            pdf[c] = pdf[c].map({True: "yes", False: "no"})
+    return pdf
+
+
+def measure(
+    spark: SparkSession, settings: Settings, config: MLConfig, week: date, ref: Reference, progress: Progress
+) -> tuple[list[Check], dict[str, Any]]:
+    """Everything that compares the week's features with the reference: checks and Evidently snapshots."""
+    import mlflow.spark
+
+    cfg = config.monitoring
+    contract = load_contract(GOLD_FEATURES.contract, settings.contracts_dir)
+    current = delta_io.read(spark, GOLD_FEATURES, settings).filter(F.col("week_start") == F.lit(week))
+    reference = (
+        spark.read.format("delta")
+        .option("versionAsOf", ref.version)
+        .load(ref.path)
+        .filter(F.col("week_start").between(ref.first, ref.last))
+    )
+    model = mlflow.spark.load_model(f"models:/{ref.model_name}/{ref.model_version}")
+    scored = modeling.predict(model, current).persist(StorageLevel.MEMORY_AND_DISK)
+    numeric = [c for c in ref.numeric if c not in cfg.exclude_columns]
+    categorical = [c for c in (*CATEGORICAL_FEATURES, *PROMO_FEATURES) if c not in cfg.exclude_columns]
+    cur_profile = profile(scored, [*numeric, modeling.PREDICTION], scored.columns, contract)
+    if cur_profile.rows == 0:
+        scored.unpersist()
+        return [], {}
+    ref_profile = profile(reference, numeric, reference.columns)
+    progress(f"profiled {cur_profile.rows} rows of week {week} and {ref_profile.rows} reference rows ({ref.label})")
+    checks = summary_checks(cur_profile, [*numeric, modeling.PREDICTION])
+    checks += contract_checks(cur_profile, ref_profile, contract, [*ref.numeric, *CATEGORICAL_FEATURES], cfg)
+    checks += quality_checks(regression_metrics(scored, modeling.PREDICTION), ref.holdout, config.retraining)
+    columns = list(dict.fromkeys([*KEYS, *numeric, *categorical, LABEL, modeling.PREDICTION]))
+    cur_pdf = _to_pandas(stratified_sample(scored, cfg.strata, cfg.sample_rows, "monitor"), columns)
+    ref_sample = stratified_sample(reference, cfg.strata, cfg.sample_rows, "monitor")
+    ref_pdf = _to_pandas(modeling.predict(model, ref_sample), columns)
+    scored.unpersist()
+    progress(f"Evidently on {len(cur_pdf)} sampled rows of the week and {len(ref_pdf)} of the reference")
+    reports = evidently_reports(ref_pdf, cur_pdf, numeric, categorical, cfg, config.retraining)
+    return checks + reports.checks, reports.snapshots
+
+
+def _rows(checks: list[Check], week: date, ref: Reference, run_id: str | None) -> list[tuple]:
+    contract = load_contract(GOLD_MONITORING.contract)
+    fixed = {
+        "week_start": week,
+        "model_name": ref.model_name,
+        "model_version": ref.model_version,
+        "reference": ref.label,
+        "monitor_run_id": run_id,
+    }
+    return [tuple({**fixed, **c.__dict__}[col.name] for col in contract.columns) for c in checks]
+
+
+def _stored(spark: SparkSession, settings: Settings, week: date) -> set[tuple] | None:
+    """The week's stored rows without the run id (None when the week was never monitored)."""
+    if not delta_io.exists(spark, GOLD_MONITORING, settings):
+        return None
+    rows = delta_io.read(spark, GOLD_MONITORING, settings).filter(F.col("week_start") == F.lit(week)).collect()
+    return {tuple(r)[:-1] for r in rows} if rows else None
+
+
+def _earlier_requests(spark: SparkSession, settings: Settings, name: str) -> list[tuple[date, list[str]]]:
+    if not delta_io.exists(spark, RETRAIN_REQUESTS, settings):
+        return []
+    requests = delta_io.read(spark, RETRAIN_REQUESTS, settings).filter(F.col("model_name") == name)
+    return [(r.week_start, list(r.causes)) for r in requests.select("week_start", "causes").collect()]
+
+
+def request_id(name: str, week: date) -> str:
+    """One request per model and week: the id is derived from them, so a retried append is a no-op."""
+    return hashlib.sha256(f"{name}:{week.isoformat()}".encode()).hexdigest()[:16]
+
+
+def record_request(
+    spark: SparkSession, settings: Settings, ref: Reference, week: date, decision: Decision, run_id: str | None
+) -> tuple[str, bool]:
+    """Append the week's request unless one is recorded already; returns (request id, newly recorded)."""
+    rid = request_id(ref.model_name, week)
+    if delta_io.exists(spark, RETRAIN_REQUESTS, settings):
+        if delta_io.read(spark, RETRAIN_REQUESTS, settings).filter(F.col("request_id") == rid).limit(1).count():
+            return rid, False
+    reason = f"week {week}: {', '.join(decision.requested)} (champion {ref.model_name} v{ref.model_version})"
+    values = {
+        "request_id": rid,
+        "requested_at": utc_now(),
+        "week_start": week,
+        "model_name": ref.model_name,
+        "model_version": ref.model_version,
+        "causes": list(decision.requested),
+        "reason": reason,
+        "evidence": json.dumps(decision.evidence, sort_keys=True, default=str),
+        "actor": registry.actor(),
+        "monitor_run_id": run_id,
+    }
+    contract = load_contract(RETRAIN_REQUESTS.contract, settings.contracts_dir)
+    df = spark.createDataFrame([tuple(values[c.name] for c in contract.columns)], schema=contract_ddl(contract))
+    delta_io.append_once(df, RETRAIN_REQUESTS, settings, f"retrain-{rid}")
+    return rid, True
+
+
+def _publish(
+    settings: Settings, config: MLConfig, week: date, ref: Reference, checks: list[Check], snapshots: dict[str, Any]
+) -> str:
+    """HTML reports under reports/<week>/ and a monitoring run in MLflow holding them and the headline figures."""
+    import mlflow
+
+    folder = settings.reports_dir / week.isoformat()
+    folder.mkdir(parents=True, exist_ok=True)
+    tracking.configure(settings, config.monitoring.experiment, dict(os.environ))
+    tags = {
+        "monitor.week": week.isoformat(),
+        "model_name": ref.model_name,
+        "model_version": ref.model_version,
+        "reference": ref.label,
+    }
+    with mlflow.start_run(run_name=f"monitor-{week}", tags=tags) as run:
+        for name, snapshot in snapshots.items():
+            path = folder / f"{name}.html"
+            snapshot.save_html(str(path))  # a str: given a Path, Evidently 0.7 silently writes nothing
+            mlflow.log_artifact(str(path), "evidently")
+        headline = {
+            f"{c.check_name}.{c.metric}".replace(":", "_"): c.value
+            for c in checks
+            if c.column_name is None and c.value is not None
+        }
+        mlflow.log_metrics(headline)
+        with tempfile.TemporaryDirectory() as tmp:
+            table = Path(tmp) / "checks.json"
+            table.write_text(json.dumps([c.__dict__ for c in checks], indent=1, default=str))
+            mlflow.log_artifact(str(table))
+    return run.info.run_id
+
+
+def monitor_week(
+    spark: SparkSession, settings: Settings, config: MLConfig, week: date, progress: Progress
+) -> tuple[Decision, str | None]:
+    """Measure, decide, write the week (unless it is unchanged) and record a request; (decision, request id)."""
+    ref = champion_reference(config.registry.model_name, config.monitoring.reference_weeks)
+    progress(f"monitoring week {week} against {ref.model_name} v{ref.model_version} (@champion), reference {ref.label}")
+    checks = data_health(spark, settings, config, week)
+    measured, snapshots = measure(spark, settings, config, week, ref, progress)
+    if not measured:
+        progress(f"week {week} is not in {GOLD_FEATURES.name}: nothing to compare, data health only")
+    checks += measured
+    decision = decide(checks, _earlier_requests(spark, settings, ref.model_name), week, config.retraining)
+    checks += decision_checks(decision)
+    stored = _stored(spark, settings, week)
+    reports = [settings.reports_dir / week.isoformat() / f"{n}.html" for n in snapshots]
+    if (
+        stored is not None
+        and stored == {r[:-1] for r in _rows(checks, week, ref, None)}
+        and all(p.exists() for p in reports)
+    ):
+        progress(f"kept week {week} in {GOLD_MONITORING.name} (same result)")
+        run_id = None
+    else:
+        run_id = _publish(settings, config, week, ref, checks, snapshots)
+        df = spark.createDataFrame(
+            _rows(checks, week, ref, run_id), schema=contract_ddl(load_contract(GOLD_MONITORING.contract))
+        )
+        delta_io.replace_where(df, GOLD_MONITORING, settings, f"week_start = '{week.isoformat()}'")
+        where = f" and {len(reports)} reports in {reports[0].parent}" if reports else ""
+        progress(f"wrote {len(checks)} rows for week {week} to {GOLD_MONITORING.name}{where} (MLflow run {run_id})")
+    rid = None
+    if decision.retrain:
+        rid, new = record_request(spark, settings, ref, week, decision, run_id)
+        progress(f"{'recorded' if new else 'already recorded'}: retraining request {rid} in {RETRAIN_REQUESTS.name}")
+    return decision, rid
+
+
+def retrain(spark: SparkSession, settings: Settings, config: MLConfig, rid: str) -> int:
+    """Train through the normal gate, with the request on the run's tags."""
+    from jobs.train import train
+
+    tracking.configure(settings, config.registry.experiment, dict(os.environ))
+    return train(spark, settings, config, None, promote=True, force=False, tags={"retrain.request_id": rid})
+
+
+def run(args: argparse.Namespace) -> int:
+    settings, config = load_settings(), load_ml_config()
+    spark = get_spark("lakehouse-monitor", settings)
+    tracking.configure(settings, config.registry.experiment, dict(os.environ))
+    week = monday(args.week)
+    decision, rid = monitor_week(spark, settings, config, week, Progress("monitor"))
+    for label, value in decision.evidence.items():
+        print(f"  {label}: {value}")
+    print(f"week {week}: {decision.summary()}")
+    if args.retrain and rid is not None:
+        return retrain(spark, settings, config, rid)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_main("monitor", add_arguments, run, argv, __doc__ or "")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
