@@ -47,7 +47,7 @@ run: setup
 	$(BIN)/lakehouse score --week 1992-10-05
 	$(BIN)/lakehouse score --week 1992-09-28 --top 0
 	$(BIN)/lakehouse lift --week 1992-09-28
-	$(BIN)/lakehouse monitor --week 1992-09-28
+	$(BIN)/lakehouse monitor --week 1992-09-28 --retrain
 
 test: setup
 	$(BIN)/pytest -q

@@ -189,6 +189,7 @@ def measure(
 
 
 def _rows(checks: list[Check], week: date, ref: Reference, run_id: str | None) -> list[tuple]:
+    """gold_monitoring rows in contract order; the run id is last."""
     contract = load_contract(GOLD_MONITORING.contract)
     fixed = {
         "week_start": week,
@@ -254,7 +255,6 @@ def _publish(
     import mlflow
 
     folder = settings.reports_dir / week.isoformat()
-    folder.mkdir(parents=True, exist_ok=True)
     tracking.configure(settings, config.monitoring.experiment, dict(os.environ))
     tags = {
         "monitor.week": week.isoformat(),
@@ -264,6 +264,7 @@ def _publish(
     }
     with mlflow.start_run(run_name=f"monitor-{week}", tags=tags) as run:
         for name, snapshot in snapshots.items():
+            folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{name}.html"
             snapshot.save_html(str(path))  # a str: given a Path, Evidently 0.7 silently writes nothing
             mlflow.log_artifact(str(path), "evidently")

@@ -379,11 +379,11 @@ def decide(
 
     `earlier` holds the model's requests of other weeks (week, causes). Failed data health blocks.
     """
-    by_label = {(c.check_name, c.metric): c for c in checks if c.column_name is None}
+    failed = {(c.check_name, c.metric) for c in checks if c.column_name is None and c.status == FAIL}
     causes = []
-    if by_label.get((DATA_DRIFT, "drift_share"), Check("", "", None, None, status=OK)).status == FAIL:
+    if (DATA_DRIFT, "drift_share") in failed:
         causes.append(DATA_DRIFT)
-    if any(by_label.get((QUALITY, m), Check("", "", None, None, status=OK)).status == FAIL for m in ("wape", "bias")):
+    if (QUALITY, "wape") in failed or (QUALITY, "bias") in failed:
         causes.append(QUALITY)
     cooldown = {}
     for cause in causes:

@@ -96,6 +96,7 @@ def scenario(spark, tmp_path_factory) -> Iterator[dict[str, Any]]:
         steps["again"] = monitor_week(36), requests()
         steps["monitoring_version_again"] = delta_io.version(spark, GOLD_MONITORING, settings)
         steps["cooldown"] = monitor_week(37), requests()
+        steps["not_landed"] = monitor_week(WEEKS), requests()  # a week nobody delivered yet
         steps["rows"] = table(spark, settings, GOLD_MONITORING).collect()
         steps["settings"] = settings
         steps["champion_before"] = registry.alias_version(NAME, registry.CHAMPION)
@@ -153,6 +154,14 @@ def test_a_second_drifted_week_within_the_cooldown_requests_nothing(scenario):
     assert DATA_DRIFT in decision.causes and not decision.retrain and request is None
     assert decision.cooldown[DATA_DRIFT] == week(36)
     assert len(requests) == 1
+
+
+def test_a_week_not_yet_delivered_is_data_health_only_and_blocked(scenario):
+    (decision, request), requests = scenario["not_landed"]
+    assert decision.causes == () and "freshness:bronze_sales" in decision.blocked_by and request is None
+    checks = {r.check_name for r in scenario["rows"] if r.week_start == week(WEEKS)}
+    assert checks == {"freshness", "volume", "retraining"}
+    assert not (scenario["settings"].reports_dir / week(WEEKS).isoformat()).exists()
 
 
 def test_reports_are_html_naming_the_drifted_columns(scenario):
