@@ -159,6 +159,7 @@ def test_a_second_drifted_week_within_the_cooldown_requests_nothing(scenario):
 def test_a_week_not_yet_delivered_is_data_health_only_and_blocked(scenario):
     (decision, request), requests = scenario["not_landed"]
     assert decision.causes == () and "freshness:bronze_sales" in decision.blocked_by and request is None
+    assert len(requests) == 1  # still only the request of week 36
     checks = {r.check_name for r in scenario["rows"] if r.week_start == week(WEEKS)}
     assert checks == {"freshness", "volume", "retraining"}
     assert not (scenario["settings"].reports_dir / week(WEEKS).isoformat()).exists()
