@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import hashlib
 import os
 from collections.abc import Sequence
@@ -163,19 +164,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         required=True,
         metavar="PATH",
-        help="delivery folder(s): local path or s3a:// URI, CSV/JSONL/Parquet files inside",
+        help="delivery folder(s): local path (a glob pattern too) or s3a:// URI, CSV/JSONL/Parquet files inside",
     )
     parser.add_argument("--kind", choices=sorted(BRONZE_BY_KIND), default="sales", help="what the delivery holds")
 
 
+def expand_sources(sources: list[str]) -> list[str]:
+    """Local sources may be glob patterns (for schedulers that pass no shell): `.../sales/week=*`, sorted.
+
+    A pattern that matches nothing is an error, so a wrong landing path does not pass as 'nothing new'.
+    """
+    out = []
+    for source in sources:
+        if "://" in source or not glob.has_magic(source):
+            out.append(source)
+            continue
+        matched = sorted(glob.glob(source))
+        if not matched:
+            raise UsageError(f"--source {source} matches no delivery folder")
+        out += matched
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
-    missing = [s for s in args.source if "://" not in s and not os.path.exists(s)]
+    sources = expand_sources(args.source)
+    missing = [s for s in sources if "://" not in s and not os.path.exists(s)]
     if missing:
         raise UsageError(f"--source {missing[0]} does not exist")
     settings = load_settings()
     progress = Progress("ingest")
     spark = get_spark("lakehouse-ingest", settings)
-    results = ingest_deliveries(spark, settings, args.source, args.kind, utc_now())
+    results = ingest_deliveries(spark, settings, sources, args.kind, utc_now())
     for i, r in enumerate(results, start=1):
         state = "already ingested, skipped" if r.skipped else f"{r.rows} rows from {len(r.files)} file(s)"
         progress(f"{i}/{len(results)} {args.kind} {r.source} batch={r.batch}: {state}")

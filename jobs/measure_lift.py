@@ -27,6 +27,7 @@ from lakehouse.spark import get_spark
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--week", type=iso_date, required=True, help="scored week (any day of it; YYYY-MM-DD)")
+    parser.add_argument("--if-scored", action="store_true", help="do nothing (exit 0) when the week was not scored")
 
 
 def measure_week(spark: SparkSession, settings: Settings, config: MLConfig, week: date, progress: Progress) -> list:
@@ -61,10 +62,20 @@ def measure_week(spark: SparkSession, settings: Settings, config: MLConfig, week
     return df.orderBy(F.col("brand") != "ALL", "brand").collect()
 
 
+def was_scored(spark: SparkSession, settings: Settings, week: date) -> bool:
+    if not delta_io.exists(spark, GOLD_RECOMMENDATIONS, settings):
+        return False
+    scored = delta_io.read(spark, GOLD_RECOMMENDATIONS, settings).filter(F.col("week_start") == F.lit(week))
+    return scored.limit(1).count() > 0
+
+
 def run(args: argparse.Namespace) -> int:
     settings, config = load_settings(), load_ml_config()
     spark = get_spark("lakehouse-lift", settings)
     week = monday(args.week)
+    if args.if_scored and not was_scored(spark, settings, week):
+        print(f"week {week} was not scored: no lift to measure")
+        return 0
     level = f"{config.experiment.confidence:.0%}"
     for r in measure_week(spark, settings, config, week, Progress("lift")):
         if r.lift_units is None:

@@ -315,7 +315,24 @@ def monitor_week(
     if decision.retrain:
         rid, new = record_request(spark, settings, ref, week, decision, run_id)
         progress(f"{'recorded' if new else 'already recorded'}: retraining request {rid} in {RETRAIN_REQUESTS.name}")
+    write_decision(settings, week, decision, rid)
     return decision, rid
+
+
+def write_decision(settings: Settings, week: date, decision: Decision, rid: str | None) -> Path:
+    """The decision beside the week's reports, for a scheduler to branch on without starting Spark."""
+    path = settings.reports_dir / week.isoformat() / "decision.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "week": week.isoformat(),
+        "retrain": decision.retrain,
+        "request_id": rid,
+        "causes": list(decision.causes),
+        "blocked_by": list(decision.blocked_by),
+        "summary": decision.summary(),
+    }
+    path.write_text(json.dumps(payload, indent=1) + "\n")
+    return path
 
 
 def retrain(spark: SparkSession, settings: Settings, config: MLConfig, rid: str) -> int:

@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-promote", action="store_true", help="gate and record, but leave @champion alone")
     parser.add_argument("--features-version", type=int, help="Delta version of gold_features (default: latest)")
     parser.add_argument("--force", action="store_true", help="train even if this data and config were trained already")
+    parser.add_argument("--request-id", default="", help="the retraining request this run answers (tagged on the run)")
 
 
 def _log_result(result: TrainResult, config: MLConfig, progress: Progress) -> None:
@@ -268,7 +269,10 @@ def run(args: argparse.Namespace) -> int:
     tracking.configure(settings, config.registry.experiment, dict(os.environ))
     if args.reproduce:
         return reproduce(spark, settings, args.reproduce, None)
-    return train(spark, settings, config, args.features_version, promote=not args.no_promote, force=args.force)
+    tags = {"retrain.request_id": args.request_id} if args.request_id else None
+    return train(
+        spark, settings, config, args.features_version, promote=not args.no_promote, force=args.force, tags=tags
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -98,7 +98,11 @@ def get_spark(
     os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")  # the pandas API on Spark asks for it before start
     # Spark otherwise warns on every start that the host name resolves to loopback.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    builder = SparkSession.builder.appName(app_name).master(settings.spark_master)
+    builder = SparkSession.builder.appName(app_name)
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        # Under spark-submit (Airflow's SparkSubmitOperator) the driver JVM already runs: its master, jars
+        # and memory come from the command line and the `spark_default` connection, not from here.
+        builder = builder.master(settings.spark_master)
     for key, value in {**defaults, **(conf or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

@@ -1,0 +1,29 @@
+"""Weekly: ingest what landed, then build silver and gold for the run's week.
+
+Deliveries are read from the landing folder (LAKEHOUSE_LANDING, by default the sample data): the ingest
+ledger skips every delivery already in bronze, so each run lands only what is new. The build covers the
+run's week (its data interval) and the feature weeks that depend on it, and updates the gold_features
+Asset, which schedules `train`. A backfill over a range gives the same tables as the weekly runs.
+"""
+
+from lakehouse.orchestration import GOLD_FEATURES, WEEK, SparkJob, landing, weekly_dag
+
+# The landing folder is a macro, so it is read when a task runs, not when the DAG is parsed.
+with weekly_dag("ingest_and_build", __doc__, user_defined_macros={"landing": landing}):
+    ingest_outlets = SparkJob(
+        task_id="ingest_outlets",
+        module="jobs.ingest",
+        args=["--kind", "outlets", "--source", "{{ landing() }}/outlets"],
+    )
+    ingest_products = SparkJob(
+        task_id="ingest_products",
+        module="jobs.ingest",
+        args=["--kind", "products", "--source", "{{ landing() }}/products"],
+    )
+    ingest_sales = SparkJob(
+        task_id="ingest_sales",
+        module="jobs.ingest",
+        args=["--kind", "sales", "--source", "{{ landing() }}/sales/week=*"],
+    )
+    build = SparkJob(task_id="build", module="jobs.build", args=["--from", WEEK, "--to", WEEK], outlets=[GOLD_FEATURES])
+    [ingest_outlets, ingest_products] >> ingest_sales >> build

@@ -1,0 +1,35 @@
+"""Weekly, after scoring: Evidently reports, data health and the retraining decision for the week that
+landed; a retraining request triggers `train` with the request in its run conf.
+
+`lakehouse monitor` records at most one request per week (rate-limited per cause) and writes its
+decision beside the week's reports; the short-circuit task reads it, so nothing downstream runs when
+there is no new request.
+"""
+
+import json
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import task
+
+from lakehouse.orchestration import WEEK, SparkJob, waits_for, weekly_dag
+
+
+@task.short_circuit
+def retrain_requested(week: str) -> dict | bool:
+    """The decision `monitor` wrote for the week: its request, or False (the trigger is then skipped)."""
+    from lakehouse.config import load_settings
+
+    decision = json.loads((load_settings().reports_dir / week / "decision.json").read_text())
+    return decision if decision["retrain"] else False
+
+
+with weekly_dag("monitor", __doc__):
+    scored = waits_for("scored", "score", "score")
+    monitor = SparkJob(task_id="monitor", module="jobs.monitor", args=["--week", WEEK])
+    decision = retrain_requested(WEEK)
+    trigger_train = TriggerDagRunOperator(
+        task_id="trigger_train",
+        trigger_dag_id="train",
+        conf={"request_id": "{{ ti.xcom_pull(task_ids='retrain_requested')['request_id'] }}"},
+    )
+    scored >> monitor >> decision >> trigger_train

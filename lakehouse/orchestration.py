@@ -1,0 +1,144 @@
+"""What the Airflow DAGs share: Spark tasks, retries, failure alerts, the weekly timetable and the Assets.
+
+Every Spark task is `spark-submit scripts/spark_job.py jobs.<name> ...` on the `spark_default`
+connection, so the same DAG runs on `local[*]` or a cluster by changing the connection, never the DAG.
+DAG files import this module, and Airflow parses them often: it imports Airflow and the platform's
+settings only, and resolves jars and paths when a task runs, not when a DAG is parsed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
+from airflow.sdk import DAG, Asset
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from lakehouse.config import REPO_ROOT, load_settings
+
+LAUNCHER = REPO_ROOT / "scripts" / "spark_job.py"
+LOG4J_CONFIG = REPO_ROOT / "lakehouse" / "log4j2.properties"
+# Weeks run Monday to Sunday; a run covers [Monday 06:00, next Monday 06:00) and starts when it ends.
+START = datetime(1990, 6, 11, 6, tzinfo=UTC)  # the first week of the sample data (Dominick's)
+WEEK = "{{ data_interval_start | ds }}"  # the week a run covers (its Monday)
+NEXT_WEEK = "{{ data_interval_end | ds }}"
+
+
+def weekly() -> CronDataIntervalTimetable:
+    return CronDataIntervalTimetable("0 6 * * 1", timezone="UTC")
+
+
+# Assets: the tables that start other DAGs when a task updates them.
+GOLD_FEATURES = Asset("gold_features")
+GOLD_RECOMMENDATIONS = Asset("gold_recommendations")
+
+
+def landing() -> str:
+    """Where deliveries land (`<landing>/{outlets,products,sales/week=*}`): LAKEHOUSE_LANDING, else the sample data."""
+    return os.environ.get("LAKEHOUSE_LANDING") or str(load_settings().data_dir / "dominicks")
+
+
+def alert(context: dict[str, Any]) -> None:
+    """A task failed after its retries: one JSON line in $LAKEHOUSE_HOME/alerts.log, and a POST of the
+    same to LAKEHOUSE_ALERT_WEBHOOK when set. An unreachable webhook is reported, never raised."""
+    ti = context.get("task_instance") or context.get("ti")
+    record = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "dag_id": getattr(ti, "dag_id", None),
+        "task_id": getattr(ti, "task_id", None),
+        "run_id": context.get("run_id") or getattr(ti, "run_id", None),
+        "try_number": getattr(ti, "try_number", None),
+        "error": str(context.get("exception") or "")[:1000],
+    }
+    line = json.dumps(record, sort_keys=True)
+    path = load_settings().home / "alerts.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fh.write(line + "\n")
+    webhook = os.environ.get("LAKEHOUSE_ALERT_WEBHOOK")
+    if webhook:
+        request = urllib.request.Request(webhook, line.encode(), {"Content-Type": "application/json"}, method="POST")
+        try:
+            urllib.request.urlopen(request, timeout=10).close()
+        except OSError as exc:
+            print(f"alert webhook {webhook} failed: {exc}", file=sys.stderr)
+
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "lakehouse",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=2),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=30),
+    "execution_timeout": timedelta(hours=2),
+    "on_failure_callback": alert,
+}
+
+
+class SparkJob(SparkSubmitOperator):
+    """`spark-submit scripts/spark_job.py <module> <args>`: a platform job as one Spark application.
+
+    The driver runs this interpreter (the one with the platform's packages) and gets the jars of
+    LAKEHOUSE_JARS_DIR, the driver memory and the log settings the jobs get when started by hand.
+    """
+
+    def __init__(self, *, task_id: str, module: str, args: list[str] | None = None, **kwargs: Any) -> None:
+        python = sys.executable
+        super().__init__(
+            task_id=task_id,
+            conn_id="spark_default",
+            application=str(LAUNCHER),
+            application_args=[module, *(args or [])],
+            name=f"lakehouse-{task_id}",
+            spark_binary=str(Path(python).parent / "spark-submit"),
+            driver_memory=os.environ.get("LAKEHOUSE_DRIVER_MEMORY", "4g"),
+            env_vars={"PYSPARK_PYTHON": python, "PYSPARK_DRIVER_PYTHON": python},
+            **kwargs,
+        )
+        self.module = module
+
+    def execute(self, context: Any) -> None:
+        settings = load_settings()
+        jars = sorted(settings.jars_dir.glob("*.jar"))
+        if not jars:
+            raise RuntimeError(f"no Spark jars in {settings.jars_dir}: run `make jars` (or set LAKEHOUSE_JARS_DIR)")
+        self.jars = ",".join(str(p) for p in jars)
+        java_options = f"-Dderby.system.home={settings.home / 'derby'} -Dlog4j.configurationFile={LOG4J_CONFIG}"
+        self.conf = {"spark.driver.extraJavaOptions": java_options, **(self.conf or {})}
+        dag_id = context["dag"].dag_id if "dag" in context else "airflow"
+        self.env_vars = {"LAKEHOUSE_ACTOR": f"airflow:{dag_id}", **(self.env_vars or {})}
+        super().execute(context)
+
+
+def weekly_dag(dag_id: str, doc: str | None, **kwargs: Any) -> DAG:
+    """A DAG with one run per week (see `weekly`), one run at a time, and the shared task defaults."""
+    return DAG(
+        dag_id=dag_id,
+        schedule=weekly(),
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        doc_md=doc,
+        tags=["lakehouse"],
+        **kwargs,
+    )
+
+
+def waits_for(task_id: str, dag_id: str, external_task_id: str) -> ExternalTaskSensor:
+    """Wait for a task of another weekly DAG's run of the same week; rescheduled, so it holds no worker slot."""
+    return ExternalTaskSensor(
+        task_id=task_id,
+        external_dag_id=dag_id,
+        external_task_id=external_task_id,
+        poke_interval=60,
+        timeout=6 * 3600,
+        mode="reschedule",
+    )
