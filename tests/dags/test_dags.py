@@ -151,17 +151,14 @@ def test_a_failing_task_retries_then_alerts(dagbag, airflow_db, tmp_path, monkey
     monkeypatch.setenv("LAKEHOUSE_LANDING", str(tmp_path / "nothing-landed"))
     dag = dagbag.dags["ingest_and_build"].partial_subset(["ingest_outlets"], include_downstream=False)
     task = dag.get_task("ingest_outlets")
-    ok, states = _run(dag, date(2024, 1, 29))
-    assert not ok
-    # dag.test zeroed the retries in _run; give one back with a short delay and run again.
+    # One retry, after a second: dag.test waits out real retry delays.
     task.retries, task.retry_delay, task.retry_exponential_backoff = 1, timedelta(seconds=1), False
     run = dag.test(logical_date=pendulum.datetime(2024, 2, 12, 6, tz="UTC"))
     ti = next(t for t in run.get_task_instances() if t.task_id == "ingest_outlets")
     assert ti.state == "failed" and ti.try_number == 2
     lines = [json.loads(x) for x in (tmp_path / "home" / "alerts.log").read_text().splitlines()]
     assert [(x["dag_id"], x["task_id"]) for x in lines][-1] == ("ingest_and_build", "ingest_outlets")
-    assert lines[-1]["try_number"] == 2
-    assert states["ingest_outlets"] == "failed"
+    assert lines[-1]["try_number"] == 2  # dag.test passes no exception to callbacks; a worker does
 
 
 @pytest.fixture
