@@ -41,3 +41,19 @@ def test_batch_id_is_stable_and_changes_with_any_file():
 def test_format_comes_from_the_extension():
     formats = [DeliveredFile(f"file:/d/x.{ext}", 1, 1).file_format for ext in ("csv", "JSONL", "parquet", "xlsx")]
     assert formats == ["csv", "json", "parquet", "unsupported"]
+
+
+def test_local_sources_may_be_glob_patterns_and_a_pattern_matching_nothing_is_an_error(tmp_path):
+    from jobs.ingest import expand_sources
+    from lakehouse.runtime import UsageError
+
+    for week in ("2024-01-08", "2024-01-01"):
+        (tmp_path / "sales" / f"week={week}").mkdir(parents=True)
+    pattern = str(tmp_path / "sales" / "week=*")
+    assert expand_sources([pattern, "s3a://bucket/x"]) == [
+        str(tmp_path / "sales" / "week=2024-01-01"),
+        str(tmp_path / "sales" / "week=2024-01-08"),
+        "s3a://bucket/x",
+    ]
+    with pytest.raises(UsageError, match="matches no delivery folder"):
+        expand_sources([str(tmp_path / "landing" / "week=*")])
