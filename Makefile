@@ -8,11 +8,12 @@ export LAKEHOUSE_JARS_DIR ?= $(CURDIR)/.cache/jars
 DOMINICKS := $(LAKEHOUSE_HOME)/deliveries/dominicks
 TOOLS := .cache/tools-venv
 
-.PHONY: setup venv jars data run test check bench clean help
+.PHONY: setup venv jars data run test check bench up down clean help
 help:
 	@echo "make run    set up everything, then ingest Dominick's deliveries, build every week, train and gate a model, score, measure lift and monitor"
 	@echo "make test   set up everything, then run the tests"
 	@echo "make check  ruff, mypy, data contract lint"
+	@echo "make up     start the Airflow UI (api-server, scheduler, dag-processor) and the MLflow UI on localhost; make down stops them"
 	@echo "make bench  medallion, training, scoring and monitoring benchmarks (figures to stdout; bench/RESULTS.md by hand)"
 
 setup: venv jars data
@@ -70,6 +71,12 @@ bench: setup
 	$(BIN)/python -m bench.training
 	$(BIN)/python -m bench.scoring
 	$(BIN)/python -m bench.monitoring
+
+up: setup
+	scripts/up.sh
+
+down:
+	scripts/up.sh stop
 
 clean:
 	rm -rf $(LAKEHOUSE_HOME) .pytest_cache .mypy_cache .ruff_cache

@@ -27,4 +27,6 @@ with weekly_dag("ingest_and_build", __doc__, user_defined_macros={"landing": lan
         args=["--kind", "sales", "--source", "{{ landing() }}/sales/week=*"],
     )
     build = SparkJob(task_id="build", module="jobs.build", args=["--from", WEEK, "--to", WEEK], outlets=[GOLD_FEATURES])
-    [ingest_outlets, ingest_products] >> ingest_sales >> build
+    # One after the other: ingests share the bronze_files ledger, and concurrent first writes to a Delta
+    # table conflict (seen under a real scheduler; the retry then succeeded).
+    ingest_outlets >> ingest_products >> ingest_sales >> build

@@ -42,7 +42,7 @@ def _edges(dag) -> set[tuple[str, str]]:
 def test_structure_schedules_and_assets(dagbag):
     build_dag, train, score, monitor = (dagbag.dags[d] for d in ("ingest_and_build", "train", "score", "monitor"))
     assert _edges(build_dag) == {
-        ("ingest_outlets", "ingest_sales"),
+        ("ingest_outlets", "ingest_products"),
         ("ingest_products", "ingest_sales"),
         ("ingest_sales", "build"),
     }

@@ -1,0 +1,15 @@
+# Airflow on embedded defaults, for `make up` and by hand: `source scripts/airflow-env.sh`.
+# State under $LAKEHOUSE_HOME/airflow (SQLite metadata), the repository's dags/, local Spark.
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export LAKEHOUSE_HOME="${LAKEHOUSE_HOME:-$repo/.lakehouse}"
+export AIRFLOW_HOME="${AIRFLOW_HOME:-$LAKEHOUSE_HOME/airflow}"
+export AIRFLOW__CORE__DAGS_FOLDER="$repo/dags"
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__API__PORT="${AIRFLOW_PORT:-8080}"
+# Tasks report to the API server's execution API: without this they fail with 'Connection refused'.
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:${AIRFLOW__API__PORT}/execution/"
+# Local use only: every UI user is an admin, no password. Never set this in a deployment.
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True
+# Without a spark_default connection the Spark provider silently submits to YARN.
+export AIRFLOW_CONN_SPARK_DEFAULT="${AIRFLOW_CONN_SPARK_DEFAULT:-{\"conn_type\": \"spark\", \"host\": \"${LAKEHOUSE_SPARK_MASTER:-local[*]}\", \"extra\": {\"deploy-mode\": \"client\"}}}"
+export PATH="$repo/.venv/bin:$PATH"
