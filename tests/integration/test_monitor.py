@@ -162,13 +162,15 @@ def test_a_week_not_yet_delivered_is_data_health_only_and_blocked(scenario):
     assert len(requests) == 1  # still only the request of week 36
     checks = {r.check_name for r in scenario["rows"] if r.week_start == week(WEEKS)}
     assert checks == {"freshness", "volume", "retraining"}
-    assert not (scenario["settings"].reports_dir / week(WEEKS).isoformat()).exists()
+    folder = scenario["settings"].reports_dir / week(WEEKS).isoformat()
+    assert [p.name for p in folder.iterdir()] == ["decision.json"]  # no report without data
 
 
 def test_reports_are_html_naming_the_drifted_columns(scenario):
     folder = scenario["settings"].reports_dir / week(36).isoformat()
     assert sorted(p.name for p in folder.iterdir()) == [
         "data_drift.html",
+        "decision.json",
         "prediction_drift.html",
         "quality.html",
     ]
