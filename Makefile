@@ -10,7 +10,7 @@ TOOLS := .cache/tools-venv
 
 .PHONY: setup venv jars data run test check bench up down clean help
 help:
-	@echo "make run    set up everything, then ingest Dominick's deliveries, build every week, train and gate a model, score, measure lift and monitor"
+	@echo "make run    set up everything, then run the DAGs through Airflow over Dominick's weeks: ingest, build, train, score, lift, monitor"
 	@echo "make test   set up everything, then run the tests"
 	@echo "make check  ruff, mypy, data contract lint"
 	@echo "make up     start the Airflow UI (api-server, scheduler, dag-processor) and the MLflow UI on localhost; make down stops them"
@@ -36,19 +36,7 @@ $(DOMINICKS)/.complete: | venv
 	touch $@
 
 run: setup
-	$(BIN)/lakehouse ingest --kind outlets --source $(DOMINICKS)/outlets
-	$(BIN)/lakehouse ingest --kind products --source $(DOMINICKS)/products
-	$(BIN)/lakehouse ingest --kind sales --source $(DOMINICKS)/sales/week=*
-	$(BIN)/lakehouse build --from 1990-06-11 --to 1992-10-05
-	$(BIN)/lakehouse tables
-	$(BIN)/lakehouse quarantine
-	$(BIN)/lakehouse train
-	$(BIN)/lakehouse models list
-	$(BIN)/lakehouse models history
-	$(BIN)/lakehouse score --week 1992-10-05
-	$(BIN)/lakehouse score --week 1992-09-28 --top 0
-	$(BIN)/lakehouse lift --week 1992-09-28
-	$(BIN)/lakehouse monitor --week 1992-09-28 --retrain
+	source scripts/airflow-env.sh && $(BIN)/python scripts/airflow_run.py
 
 test: setup
 	$(BIN)/pytest -q

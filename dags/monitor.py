@@ -13,6 +13,8 @@ from airflow.sdk import task
 
 from lakehouse.orchestration import WEEK, SparkJob, waits_for, weekly_dag
 
+REQUEST_ID = "{{ ti.xcom_pull(task_ids='retrain_requested')['request_id'] }}"
+
 
 @task.short_circuit
 def retrain_requested(week: str) -> dict | bool:
@@ -30,6 +32,9 @@ with weekly_dag("monitor", __doc__):
     trigger_train = TriggerDagRunOperator(
         task_id="trigger_train",
         trigger_dag_id="train",
-        conf={"request_id": "{{ ti.xcom_pull(task_ids='retrain_requested')['request_id'] }}"},
+        # One train run per request: a re-run of this week's monitoring finds it and skips.
+        trigger_run_id="retrain__" + REQUEST_ID,
+        skip_when_already_exists=True,
+        conf={"request_id": REQUEST_ID},
     )
     scored >> monitor >> decision >> trigger_train

@@ -19,6 +19,7 @@ COMMANDS = {
     "train": "jobs.train",
     "models": "jobs.models",
     "score": "jobs.score",
+    "recommendations": "jobs.recommendations",
     "lift": "jobs.measure_lift",
     "monitor": "jobs.monitor",
 }

@@ -35,6 +35,25 @@ def weekly() -> CronDataIntervalTimetable:
     return CronDataIntervalTimetable("0 6 * * 1", timezone="UTC")
 
 
+# One writer at a time. The jobs' Delta writes (ledger appends, week replaces, reference overwrites) are
+# not built to run side by side on the same tables: every Spark task takes this pool's single slot, so a
+# scheduled run, a backfill's runs and a manual run queue instead of conflicting. `create_pools` makes it.
+WRITERS_POOL = "lakehouse_writers"
+
+
+def create_pools() -> None:
+    """Create the writers' pool with one slot if it is missing (an existing pool is left as configured)."""
+    from airflow.models.pool import Pool
+
+    if Pool.get_pool(WRITERS_POOL) is None:
+        Pool.create_or_update_pool(
+            WRITERS_POOL,
+            slots=1,
+            description="lakehouse Spark jobs: one Delta writer at a time",
+            include_deferred=False,
+        )
+
+
 # Assets: the tables that start other DAGs when a task updates them.
 GOLD_FEATURES = Asset("gold_features")
 GOLD_RECOMMENDATIONS = Asset("gold_recommendations")
@@ -100,6 +119,7 @@ class SparkJob(SparkSubmitOperator):
             spark_binary=str(Path(python).parent / "spark-submit"),
             driver_memory=os.environ.get("LAKEHOUSE_DRIVER_MEMORY", "4g"),
             env_vars={"PYSPARK_PYTHON": python, "PYSPARK_DRIVER_PYTHON": python},
+            pool=kwargs.pop("pool", WRITERS_POOL),
             **kwargs,
         )
         self.module = module

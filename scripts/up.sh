@@ -27,6 +27,8 @@ start() {  # name, command...
 if [ "${1:-start}" = stop ]; then stop; exit 0; fi
 
 airflow db migrate >"$services/db-migrate.log" 2>&1 || { cat "$services/db-migrate.log"; exit 1; }
+python -c 'from lakehouse.orchestration import create_pools; create_pools()' >>"$services/db-migrate.log" 2>&1 \
+  || { cat "$services/db-migrate.log"; exit 1; }
 start api-server airflow api-server --port "$AIRFLOW__API__PORT"
 start scheduler airflow scheduler
 start dag-processor airflow dag-processor

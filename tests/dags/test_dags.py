@@ -15,6 +15,7 @@ from jobs import sample_data
 from lakehouse import delta_io
 from lakehouse.catalog import GOLD_FEATURES, SILVER_SALES
 from lakehouse.config import load_settings
+from lakehouse.orchestration import WRITERS_POOL
 from tests.dags.conftest import DAGS
 
 DAG_IDS = {"ingest_and_build", "train", "score", "monitor"}
@@ -66,12 +67,16 @@ def test_structure_schedules_and_assets(dagbag):
             assert task.retries == 2 and task.retry_exponential_backoff and task.execution_timeout is not None
             assert task.on_failure_callback, task.task_id
     # Each Spark task reads and writes only its data interval.
+    # (an initial load names its first week in the run conf: `from_week`)
     assert build_dag.get_task("build").application_args[1:] == [
         "--from",
-        "{{ data_interval_start | ds }}",
+        "{{ params.from_week or (data_interval_start | ds) }}",
         "--to",
         "{{ data_interval_start | ds }}",
     ]
+    # Spark tasks queue for the writers' pool's single slot: no two write the lakehouse at once.
+    spark_tasks = [t for dag in dagbag.dags.values() for t in dag.tasks if t.task_type == "SparkJob"]
+    assert len(spark_tasks) == 8 and {t.pool for t in spark_tasks} == {WRITERS_POOL}
     assert score.get_task("score").application_args[:3] == ["jobs.score", "--week", "{{ data_interval_end | ds }}"]
 
 

@@ -169,12 +169,13 @@ class MlflowServer:
 
     def wait_until_ready(self) -> None:
         """Block until /health answers (fails the test, with the server's log, if it exits or times out)."""
-        _wait(lambda: _healthy(self.url), self.timeout, "mlflow server", self.log, self.proc)
+        _wait(lambda: _answers(f"{self.url}/health"), self.timeout, "mlflow server", self.log, self.proc)
 
 
-def _healthy(url: str) -> bool:
+def _answers(url: str) -> bool:
+    """GET `url` answers 200."""
     try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+        with urllib.request.urlopen(url, timeout=2) as response:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False
@@ -255,3 +256,75 @@ def _group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+@dataclass(frozen=True)
+class Airflow:
+    env: dict[str, str]  # the environment every `airflow` command of this instance needs
+    url: str
+    home: Path
+
+    def cli(self, *args: str, timeout: float = 300) -> str:
+        """`airflow <args>` against this instance; fails the test with its output on a non-zero exit."""
+        cmd = [str(Path(sys.executable).with_name("airflow")), *args]
+        done = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            pytest.fail(f"{' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        return done.stdout
+
+
+@contextmanager
+def airflow(
+    database_url: str, dags: Path, workdir: Path, env: Mapping[str, str], timeout: float = 180
+) -> Iterator[Airflow]:
+    """A migrated Airflow metadata database at `database_url`, the DAGs in `dags` serialized, then
+    `airflow api-server` (on a free port) and `airflow scheduler` (LocalExecutor) running.
+
+    No dag-processor: the DAGs are serialized once (`airflow dags reserialize`), which is all the
+    scheduler and the backfill command need. Tasks report to the API server's execution API.
+    """
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    home = workdir / "airflow-home"
+    home.mkdir(parents=True, exist_ok=True)
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    full_env |= {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        # The API server signs the tokens the tasks present: every process must share the secret.
+        "AIRFLOW__API_AUTH__JWT_SECRET": os.urandom(16).hex(),
+        **env,
+    }
+    instance = Airflow(full_env, url, home)
+    instance.cli("db", "migrate")
+    instance.cli("dags", "reserialize")
+    procs: list[subprocess.Popen] = []
+    try:
+        for name, args in (("api-server", ["api-server", "--port", str(port)]), ("scheduler", ["scheduler"])):
+            with (workdir / f"{name}.log").open("wb") as out:
+                procs.append(
+                    subprocess.Popen(
+                        [str(Path(sys.executable).with_name("airflow")), *args],
+                        env=full_env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                        cwd=workdir,
+                    )
+                )
+        _wait(
+            lambda: _answers(f"{url}/api/v2/monitor/health"),
+            timeout,
+            "airflow api-server",
+            workdir / "api-server.log",
+            procs[0],
+        )
+        yield instance
+    finally:
+        for proc in procs:
+            _stop_group(proc)

@@ -1,0 +1,141 @@
+"""ingest_and_build under a real Airflow: scheduler (LocalExecutor) and API server on a PostgreSQL
+metadata database, a manual run and a two-week backfill from the CLI, then the same backfill again.
+
+What dag.test() cannot show: the scheduler creates and queues the runs, the executor starts every task
+in its own process that reports to the execution API, runs of different kinds (the run unpausing
+starts, a manual run, backfill runs) share the writers' pool instead of racing on Delta tables, and
+the tables come out as the same weeks built in-process.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from jobs import sample_data
+from lakehouse import delta_io
+from lakehouse.catalog import BRONZE_SALES, GOLD_FEATURES, QUARANTINE, SILVER_SALES, TABLES
+from lakehouse.config import Settings, load_settings
+from tests.dags.conftest import DAGS, SPARK_DEFAULT
+from tests.integration import servers
+from tests.integration.helpers import assert_same_content, build, ingest, table, version
+
+DAG_ID = "ingest_and_build"
+WEEKS = [date(2024, 1, 1), date(2024, 1, 8), date(2024, 1, 15)]
+OUTLETS, PRODUCTS = 20, 3
+
+
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory) -> Path:
+    raw = tmp_path_factory.mktemp("landing")
+    args = ["--outlets", str(OUTLETS), "--products", str(PRODUCTS), "--weeks", str(len(WEEKS)), "--start", "2024-01-01"]
+    assert sample_data.main(["synthetic", "--out", str(raw), *args]) == 0
+    return raw
+
+
+@pytest.fixture(scope="module")
+def airflow(landing: Path, tmp_path_factory) -> Iterator[servers.Airflow]:
+    work = tmp_path_factory.mktemp("airflow")
+    env = {
+        "AIRFLOW_CONN_SPARK_DEFAULT": SPARK_DEFAULT,
+        "LAKEHOUSE_HOME": str(work / "home"),
+        "LAKEHOUSE_LANDING": str(landing),
+        "LAKEHOUSE_SHUFFLE_PARTITIONS": "2",
+        "LAKEHOUSE_DRIVER_MEMORY": "1g",
+    }
+    with servers.postgres(databases=("airflow",)) as pg, servers.airflow(pg.url("airflow"), DAGS, work, env) as af:
+        # What `make up` and `make run` do: without the pool, the scheduler never queues a Spark task.
+        create = "from lakehouse.orchestration import create_pools; create_pools()"
+        subprocess.run([sys.executable, "-c", create], env=af.env, check=True, capture_output=True)
+        yield af
+
+
+def _runs(af: servers.Airflow) -> dict[str, tuple[str, str]]:
+    """run_id -> (run_type, state) of the DAG's runs, read from the metadata database."""
+    import psycopg2
+
+    with psycopg2.connect(af.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("+psycopg2", "")) as conn:
+        with conn.cursor() as cur:
+            cur.execute("SELECT run_id, run_type, state FROM dag_run WHERE dag_id = %s", (DAG_ID,))
+            return {run_id: (run_type, state) for run_id, run_type, state in cur.fetchall()}
+
+
+def _wait_for_runs(af: servers.Airflow, count: int, timeout: float = 1200) -> dict[str, tuple[str, str]]:
+    """Until `count` runs exist and none is queued or running; fails with the scheduler's log on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = _runs(af)
+        if len(runs) >= count and all(state in ("success", "failed") for _, state in runs.values()):
+            return runs
+        time.sleep(5)
+    log = (af.home.parent / "scheduler.log").read_text(errors="replace")[-4000:]
+    pytest.fail(f"runs not finished after {timeout:.0f} s: {_runs(af)}\n{log}")
+
+
+def _snapshot(spark, settings: Settings) -> dict[str, tuple[int, str]]:
+    """Delta version and content fingerprint of every table that exists."""
+    return {
+        t.name: (version(spark, settings, t), delta_io.fingerprint(table(spark, settings, t)))
+        for t in TABLES
+        if delta_io.exists(spark, t, settings)
+    }
+
+
+def test_a_manual_run_and_a_backfill_through_the_scheduler_then_the_backfill_again(
+    spark, airflow: servers.Airflow, landing: Path, tmp_path, monkeypatch
+):
+    # Unpausing starts the run of the latest complete week (catchup is off): it lands every delivery
+    # and builds a week with no sales. The manual run covers the week ending at its logical date.
+    airflow.cli("dags", "unpause", DAG_ID)
+    airflow.cli("dags", "trigger", DAG_ID, "--logical-date", "2024-01-22T06:00:00+00:00")
+    airflow.cli("backfill", "create", "--dag-id", DAG_ID, "--from-date", "2024-01-01", "--to-date", "2024-01-09")
+    runs = _wait_for_runs(airflow, 4)
+    assert sorted(kind for kind, _ in runs.values()) == ["backfill", "backfill", "manual", "scheduled"], runs
+    assert {state for _, state in runs.values()} == {"success"}, runs
+
+    monkeypatch.setenv("LAKEHOUSE_HOME", airflow.env["LAKEHOUSE_HOME"])
+    settings = load_settings()
+    silver = table(spark, settings, SILVER_SALES)
+    assert sorted(r.week_start for r in silver.select("week_start").distinct().collect()) == WEEKS
+    # Every raw row is accounted for: in silver or in quarantine.
+    bronze_rows = table(spark, settings, BRONZE_SALES).count()
+    assert bronze_rows == silver.count() + table(spark, settings, QUARANTINE).count() >= OUTLETS * PRODUCTS * 3
+    features = table(spark, settings, GOLD_FEATURES)
+    # Runs finished in whatever order the scheduler chose, yet every week after the first has its lags.
+    later = features.filter(F.col("week_start") > F.lit(WEEKS[0]))
+    assert later.count() == 2 * OUTLETS * PRODUCTS and later.filter(F.col("units_lag_1").isNull()).count() == 0
+    assert not (settings.home / "alerts.log").exists()
+
+    # The same weeks built in-process, in order, give the same tables.
+    monkeypatch.setenv("LAKEHOUSE_HOME", str(tmp_path / "in-process"))
+    reference = load_settings()
+    ingest(spark, reference, "outlets", landing / "outlets")
+    ingest(spark, reference, "products", landing / "products")
+    ingest(spark, reference, "sales", *sorted((landing / "sales").glob("week=*")))
+    build(spark, reference, WEEKS[0], WEEKS[-1])
+    for t in (SILVER_SALES, QUARANTINE, GOLD_FEATURES):
+        assert_same_content(table(spark, settings, t), table(spark, reference, t), drop=("_ingested_at",))
+
+    # The backfill again, re-running its completed runs: the ingests find nothing new and write nothing;
+    # the builds replace their weeks with the same rows (a new Delta version, the same content).
+    before = _snapshot(spark, settings)
+    airflow.cli(
+        "backfill", "create", "--dag-id", DAG_ID, "--from-date", "2024-01-01", "--to-date", "2024-01-09",
+        "--reprocess-behavior", "completed",
+    )  # fmt: skip
+    runs = _wait_for_runs(airflow, 4)
+    assert {state for _, state in runs.values()} == {"success"}, runs
+    after = _snapshot(spark, settings)
+    assert {name: content for name, (_, content) in after.items()} == {
+        name: content for name, (_, content) in before.items()
+    }
+    assert {name: v for name, (v, _) in after.items() if name.startswith("bronze")} == {
+        name: v for name, (v, _) in before.items() if name.startswith("bronze")
+    }
