@@ -30,8 +30,6 @@ from typing import Any, NoReturn
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the venv's airflow and lakehouse commands
 STARTED = time.monotonic()
-
-
 TERMINAL = sys.stdout  # until quiet() sends this process's output to the log file
 
 
@@ -176,4 +174,10 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except Exception as exc:  # the traceback is in the log; the terminal gets the gist
+        import traceback
+
+        traceback.print_exc()
+        fail(f"{type(exc).__name__}: {exc}; details in {os.environ.get('LAKEHOUSE_RUN_LOG', 'the output above')}")

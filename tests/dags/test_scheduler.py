@@ -92,9 +92,11 @@ def test_a_manual_run_and_a_backfill_through_the_scheduler_then_the_backfill_aga
     spark, airflow: servers.Airflow, landing: Path, tmp_path, monkeypatch
 ):
     # Unpausing starts the run of the latest complete week (catchup is off): it lands every delivery
-    # and builds a week with no sales. The manual run covers the week ending at its logical date.
+    # and builds a week with no sales. A manual run triggered through the REST API covers the week
+    # ending at its logical date (`airflow dags trigger --logical-date` would cover the week ending now).
     airflow.cli("dags", "unpause", DAG_ID)
-    airflow.cli("dags", "trigger", DAG_ID, "--logical-date", "2024-01-22T06:00:00+00:00")
+    run = airflow.api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": "2024-01-22T06:00:00Z"})
+    assert run["data_interval_start"].startswith("2024-01-15T06:00:00"), run
     airflow.cli("backfill", "create", "--dag-id", DAG_ID, "--from-date", "2024-01-01", "--to-date", "2024-01-09")
     runs = _wait_for_runs(airflow, 4)
     assert sorted(kind for kind, _ in runs.values()) == ["backfill", "backfill", "manual", "scheduled"], runs

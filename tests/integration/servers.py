@@ -14,6 +14,7 @@ directory it owns.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import pwd
 import shutil
@@ -271,6 +272,22 @@ class Airflow:
         if done.returncode != 0:
             pytest.fail(f"{' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
         return done.stdout
+
+    def api(self, method: str, path: str, body: dict | None = None) -> Any:
+        """A call of the REST API (`/api/v2/...`) with a token of the simple auth manager (all admins)."""
+        with urllib.request.urlopen(f"{self.url}/auth/token", timeout=30) as response:
+            token = json.load(response)["access_token"]
+        request = urllib.request.Request(
+            f"{self.url}{path}",
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            method=method,
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as exc:
+            pytest.fail(f"{method} {path} answered {exc.code}: {exc.read().decode(errors='replace')[:2000]}")
 
 
 @contextmanager
