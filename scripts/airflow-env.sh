@@ -5,6 +5,9 @@ export LAKEHOUSE_HOME="${LAKEHOUSE_HOME:-$repo/.lakehouse}"
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$LAKEHOUSE_HOME/airflow}"
 export AIRFLOW__CORE__DAGS_FOLDER="$repo/dags"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
+# The LocalExecutor starts one worker process per slot (32 by default, ~150 MB each). The writers' pool
+# runs one Spark task at a time anyway; four slots leave room for sensors and short Python tasks.
+export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"
 export AIRFLOW__API__PORT="${AIRFLOW_PORT:-8080}"
 # Tasks report to the API server's execution API: without this they fail with 'Connection refused'.
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:${AIRFLOW__API__PORT}/execution/"
