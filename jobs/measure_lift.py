@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Sequence
 from datetime import date
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse import delta_io
@@ -57,9 +57,20 @@ def measure_week(spark: SparkSession, settings: Settings, config: MLConfig, week
     contract = load_contract(GOLD_LIFT.contract, settings.contracts_dir)
     rows = [tuple({**fixed, **lift}.get(c.name) for c in contract.columns) for lift in lifts]
     df = spark.createDataFrame(rows, schema=contract_ddl(contract))
-    delta_io.replace_where(df.orderBy("brand"), GOLD_LIFT, settings, predicate)
-    progress(f"wrote {len(rows)} lift rows for week {week} ({first['experiment']}) to {GOLD_LIFT.name}")
+    if _same_as_written(spark, settings, df, predicate):
+        progress(f"kept week {week} in {GOLD_LIFT.name} (same result)")
+    else:
+        delta_io.replace_where(df.orderBy("brand"), GOLD_LIFT, settings, predicate)
+        progress(f"wrote {len(rows)} lift rows for week {week} ({first['experiment']}) to {GOLD_LIFT.name}")
     return df.orderBy(F.col("brand") != "ALL", "brand").collect()
+
+
+def _same_as_written(spark: SparkSession, settings: Settings, df: DataFrame, predicate: str) -> bool:
+    """The week's lift rows are already in the table as computed (a re-run then writes no new version)."""
+    if not delta_io.exists(spark, GOLD_LIFT, settings):
+        return False
+    written = delta_io.read(spark, GOLD_LIFT, settings).filter(predicate)
+    return delta_io.fingerprint(written) == delta_io.fingerprint(df)
 
 
 def was_scored(spark: SparkSession, settings: Settings, week: date) -> bool:

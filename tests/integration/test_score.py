@@ -25,7 +25,7 @@ from lakehouse.ml_config import MLConfig, from_dict
 from lakehouse.runtime import DataError, Progress
 from lakehouse.scoring import holdout_fraction
 from lakehouse.sources import synthetic
-from tests.integration.helpers import assert_same_content, build, ingest, table
+from tests.integration.helpers import assert_same_content, build, ingest, table, version
 
 START, WEEKS, OUTLETS, PRODUCTS = date(2023, 1, 2), 60, 200, 8
 TARGET = START + timedelta(weeks=WEEKS)
@@ -178,10 +178,11 @@ def test_measured_lift_covers_the_true_effect_of_the_recommendations(spark, worl
     covered = sum(r.ci_low <= truth[b] <= r.ci_high for b, r in lift.items())
     assert covered >= len(lift) - 1, report  # 95% intervals: one miss among the brands is within chance
     assert overall.treated_outlets + overall.holdout_outlets == OUTLETS
-    # Measuring again changes nothing.
-    before = table(spark, settings, GOLD_LIFT).localCheckpoint()
+    # Measuring again changes nothing, not even the table's Delta version.
+    before, written = table(spark, settings, GOLD_LIFT).localCheckpoint(), version(spark, settings, GOLD_LIFT)
     measure_lift.measure_week(spark, settings, config, TARGET, Progress("test"))
     assert_same_content(table(spark, settings, GOLD_LIFT), before)
+    assert version(spark, settings, GOLD_LIFT) == written
 
 
 def test_scoring_without_a_champion_is_a_clear_error(settings, monkeypatch):
