@@ -11,7 +11,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io
+from lakehouse import delta_io, pii
 from lakehouse.catalog import (
     BRONZE_OUTLETS,
     BRONZE_PRODUCTS,
@@ -26,7 +26,7 @@ from lakehouse.catalog import (
     Table,
 )
 from lakehouse.config import Settings, load_settings
-from lakehouse.contracts import load_contract
+from lakehouse.contracts import Contract, load_contract
 from lakehouse.gold import affected_feature_weeks, build_features, build_sales_weekly, feature_input_weeks
 from lakehouse.runtime import DataError, Progress, iso_date, run_main, week_range
 from lakehouse.schema import select_contract
@@ -102,9 +102,19 @@ def _write_conservation(spark: SparkSession, settings: Settings, rows: list[dict
         raise DataError(f"row conservation failed for {len(unbalanced)} partition(s), first: {unbalanced[0]}")
 
 
-def _source(bronze: Table, bronze_version: int, silver: Table) -> str:
-    """Lineage of a build: the bronze version it read and the contract version it applied."""
-    return f"{bronze.name}@v{bronze_version} contract {silver.name} {load_contract(silver.contract).version}"
+def _source(bronze: Table, bronze_version: int, silver: Table, pii_key_id: str = "") -> str:
+    """Lineage of a build: the bronze version it read, the contract version it applied and the PII key's id."""
+    source = f"{bronze.name}@v{bronze_version} contract {silver.name} {load_contract(silver.contract).version}"
+    return f"{source} pii key {pii_key_id}" if pii_key_id else source
+
+
+def _pseudonymiser(spark: SparkSession, bronze_contract: Contract) -> str:
+    """Register `pii_hmac` when bronze holds pii columns (the key is then required); the key's id, else ''."""
+    if not pii.pii_columns(bronze_contract):
+        return ""
+    key = pii.load_key()
+    pii.register(spark, key)
+    return pii.key_id(key)
 
 
 def _already_built(spark: SparkSession, settings: Settings, silver: Table, source: str) -> bool:
@@ -120,10 +130,13 @@ def _already_built(spark: SparkSession, settings: Settings, silver: Table, sourc
 def build_reference(spark: SparkSession, settings: Settings, bronze: Table, silver: Table) -> list[dict]:
     """Rebuild a reference table from all of its bronze rows: latest valid delivery wins per key.
 
-    Skipped when neither bronze nor the contract changed since the last build (the result would be the same).
+    Skipped when neither bronze, the contract nor the PII key changed since the last build (the result would
+    be the same). Columns the bronze contract classifies as pii reach silver and quarantine only as HMACs.
     """
+    bronze_contract = load_contract(bronze.contract)
+    key_id = _pseudonymiser(spark, bronze_contract)
     bronze_version = delta_io.version(spark, bronze, settings)
-    source = _source(bronze, bronze_version, silver)
+    source = _source(bronze, bronze_version, silver, key_id)
     if _already_built(spark, settings, silver, source):
         return []
     contract = load_contract(silver.contract)
@@ -131,7 +144,9 @@ def build_reference(spark: SparkSession, settings: Settings, bronze: Table, silv
     checked = bronze_df.transform(lambda df: with_quarantine_reason(df, contract))
     valid = checked.filter(F.col(REASON).isNull()).withColumn(KEY, record_key(contract)).transform(with_record_status)
     delta_io.overwrite(select_contract(valid.filter(F.col(STATUS) == "winner"), contract), silver, settings)
-    quarantine_df = build_quarantine(checked.filter(F.col(REASON).isNotNull()), silver.name, bronze_df.columns)
+    quarantine_df = build_quarantine(
+        checked.filter(F.col(REASON).isNotNull()), silver.name, bronze_df.columns, pii.pii_columns(bronze_contract)
+    )
     table_predicate = f"table_name = '{silver.name}'"
     delta_io.replace_where(quarantine_df, QUARANTINE, settings, table_predicate)
     rows = _conservation(spark, settings, silver, "true", bronze_df, valid, source)
@@ -143,6 +158,8 @@ def build_silver_sales(spark: SparkSession, settings: Settings, first: date, las
     """Rebuild silver sales (and their quarantine) for weeks [first, last], plus the undated bronze rows."""
     contract = load_contract(SILVER_SALES.contract)
     weeks = delta_io.week_predicate([(first, last)])
+    bronze_contract = load_contract(BRONZE_SALES.contract)
+    key_id = _pseudonymiser(spark, bronze_contract)
     bronze_version = delta_io.version(spark, BRONZE_SALES, settings)
     bronze_df = (
         delta_io.read(spark, BRONZE_SALES, settings, bronze_version)
@@ -167,11 +184,14 @@ def build_silver_sales(spark: SparkSession, settings: Settings, first: date, las
     delta_io.replace_where(winners, SILVER_SALES, settings, weeks)
     bronze_columns = [c for c in bronze_df.columns if c not in ("week_start", KEY)]
     quarantine_df = build_quarantine(
-        checked.filter(in_scope & F.col(REASON).isNotNull()), SILVER_SALES.name, bronze_columns
+        checked.filter(in_scope & F.col(REASON).isNotNull()),
+        SILVER_SALES.name,
+        bronze_columns,
+        pii.pii_columns(bronze_contract),
     )
     scope_predicate = f"table_name = '{SILVER_SALES.name}' AND (({weeks}) OR week_start IS NULL)"
     delta_io.replace_where(quarantine_df, QUARANTINE, settings, scope_predicate)
-    source = _source(BRONZE_SALES, bronze_version, SILVER_SALES)
+    source = _source(BRONZE_SALES, bronze_version, SILVER_SALES, key_id)
     rows = _conservation(spark, settings, SILVER_SALES, weeks, bronze_df.filter(in_scope), statuses, source)
     _write_conservation(spark, settings, rows, scope_predicate)
     checked.unpersist()

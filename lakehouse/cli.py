@@ -22,6 +22,7 @@ COMMANDS = {
     "recommendations": "jobs.recommendations",
     "lift": "jobs.measure_lift",
     "monitor": "jobs.monitor",
+    "contracts": "jobs.contracts",
 }
 
 

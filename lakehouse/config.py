@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The key that pseudonymises personal data in silver (see lakehouse.pii): from this variable, which Airflow
+# tasks set from the password of this connection. Named here because DAG files may not import pyspark.
+PII_SECRET_ENV = "LAKEHOUSE_PII_SECRET"
+PII_CONNECTION = "lakehouse_pii"
 
 
 @dataclass(frozen=True)

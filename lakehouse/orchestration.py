@@ -21,7 +21,7 @@ from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
 from airflow.sdk import DAG, Asset
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from lakehouse.config import REPO_ROOT, load_settings
+from lakehouse.config import PII_CONNECTION, PII_SECRET_ENV, REPO_ROOT, load_settings
 
 LAUNCHER = REPO_ROOT / "scripts" / "spark_job.py"
 LOG4J_CONFIG = REPO_ROOT / "lakehouse" / "log4j2.properties"
@@ -101,6 +101,27 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 
 
+# Jobs that write silver, where columns classified pii are pseudonymised with the key of PII_CONNECTION.
+PII_JOBS = frozenset({"jobs.build", "jobs.backfill"})
+
+
+def pii_secret_env() -> dict[str, str]:
+    """The pseudonymisation key from the Airflow connection, as the job's environment variable.
+
+    Read when the task runs, after its templates were rendered, so the key is in no rendered field; the
+    task SDK masks a connection's password in task logs. Without the connection, the worker's own
+    environment may carry the variable (e.g. from a Kubernetes Secret); the job says so when neither does.
+    """
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.sdk import BaseHook
+
+    try:
+        connection = BaseHook.get_connection(PII_CONNECTION)
+    except AirflowNotFoundException:
+        return {}
+    return {PII_SECRET_ENV: connection.password} if connection.password else {}
+
+
 class SparkJob(SparkSubmitOperator):
     """`spark-submit scripts/spark_job.py <module> <args>`: a platform job as one Spark application.
 
@@ -134,6 +155,8 @@ class SparkJob(SparkSubmitOperator):
         self.conf = {"spark.driver.extraJavaOptions": java_options, **(self.conf or {})}
         dag_id = context["dag"].dag_id if "dag" in context else "airflow"
         self.env_vars = {"LAKEHOUSE_ACTOR": f"airflow:{dag_id}", **(self.env_vars or {})}
+        if self.module in PII_JOBS:
+            self.env_vars.update(pii_secret_env())
         super().execute(context)
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from lakehouse.bronze import RESCUED
 from lakehouse.contracts import Contract, Reference
 from lakehouse.deliveries import CORRUPT
+from lakehouse.pii import masked
 
 REASON = "_reason"
 DETAIL = "_detail"
@@ -131,15 +134,17 @@ def with_record_status(df: DataFrame) -> DataFrame:
     )
 
 
-def build_quarantine(invalid_df: DataFrame, table_name: str, bronze_columns: list[str]) -> DataFrame:
-    """Quarantine rows: the reason, the detail and the whole bronze row as JSON."""
+def build_quarantine(
+    invalid_df: DataFrame, table_name: str, bronze_columns: list[str], pii: Collection[str] = ()
+) -> DataFrame:
+    """Quarantine rows: the reason, the detail and the whole bronze row as JSON (`pii` columns as HMACs)."""
     week = F.col("week_start") if "week_start" in invalid_df.columns else F.lit(None).cast("date")
     return invalid_df.select(
         F.lit(table_name).alias("table_name"),
         week.cast("date").alias("week_start"),
         F.col(REASON).alias("reason"),
         F.col(DETAIL).alias("detail"),
-        F.to_json(F.struct(*[F.col(c) for c in bronze_columns])).alias("record"),
+        F.to_json(F.struct(*[masked(c, pii) for c in bronze_columns])).alias("record"),
         F.col("_batch_id"),
         F.col("_source_file"),
         F.col("_ingested_at"),

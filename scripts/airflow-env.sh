@@ -16,3 +16,14 @@ export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True
 # Without a spark_default connection the Spark provider silently submits to YARN.
 export AIRFLOW_CONN_SPARK_DEFAULT="${AIRFLOW_CONN_SPARK_DEFAULT:-{\"conn_type\": \"spark\", \"host\": \"${LAKEHOUSE_SPARK_MASTER:-local[*]}\", \"extra\": {\"deploy-mode\": \"client\"}}}"
 export PATH="$repo/.venv/bin:$PATH"
+# The key that pseudonymises personal data in silver, as Airflow's connection `lakehouse_pii` (password).
+# Local use: a random key made once per LAKEHOUSE_HOME, kept readable by its owner only. A deployment
+# gives the connection from its secrets instead (helm/). Keep the key: a new one changes every pseudonym.
+if [ -z "${AIRFLOW_CONN_LAKEHOUSE_PII:-}" ]; then
+  pii_key_file="$LAKEHOUSE_HOME/pii.key"
+  if [ ! -s "$pii_key_file" ]; then
+    mkdir -p "$LAKEHOUSE_HOME"
+    (umask 077 && python3 -c 'import secrets; print(secrets.token_hex(32))' > "$pii_key_file")
+  fi
+  export AIRFLOW_CONN_LAKEHOUSE_PII="{\"conn_type\": \"generic\", \"password\": \"$(cat "$pii_key_file")\"}"
+fi

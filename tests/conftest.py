@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,11 @@ from pyspark.sql import SparkSession
 
 from lakehouse.config import Settings, load_settings
 from lakehouse.spark import get_spark
+
+# Silver pseudonymises personal data with a key the environment must give (lakehouse.pii); jobs and the
+# subprocesses tests start get this one. Tests of a missing key or of the Airflow connection unset it.
+TEST_PII_SECRET = "tests-only-pii-key-0123456789abcdef0123456789abcdef"
+os.environ.setdefault("LAKEHOUSE_PII_SECRET", TEST_PII_SECRET)
 
 SALES_HEADER = ["outlet_id", "product_id", "sale_date", "units", "unit_price", "on_deal", "featured", "on_display"]
 

@@ -106,6 +106,8 @@ def outlets_df(spark: SparkSession, shape: Shape, truth: Truth, drift: Drift | N
         .withColumn("region", region)
         .withColumn("income", F.round(income, 4))
         .withColumn("share_large_households", F.round(uniform(shape.seed, "hh", "id") * 0.3, 4))
+        # Personal data for the pseudonymisation path: the owner's e-mail, one owner per two outlets.
+        .withColumn("contact_email", F.format_string("Owner%05d@example.com", (F.col("id") / 2).cast("int")))
         .withColumn(
             "_outlet_effect",
             truth.outlet_effect_sd * normal(shape.seed, "outlet", "id") + channel_effect[F.col("channel")],

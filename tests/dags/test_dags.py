@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import date, timedelta
+from pathlib import Path
 
 import pendulum
 import pytest
@@ -13,9 +15,10 @@ from pyspark.sql import functions as F
 
 from jobs import sample_data
 from lakehouse import delta_io
-from lakehouse.catalog import GOLD_FEATURES, SILVER_SALES
-from lakehouse.config import load_settings
+from lakehouse.catalog import GOLD_FEATURES, SILVER_OUTLETS, SILVER_SALES
+from lakehouse.config import PII_SECRET_ENV, load_settings
 from lakehouse.orchestration import WRITERS_POOL
+from lakehouse.pii import hmac_hex
 from tests.dags.conftest import DAGS
 
 DAG_IDS = {"ingest_and_build", "train", "score", "monitor"}
@@ -137,11 +140,42 @@ def _run(dag, week: date, mark_success_pattern: str | None = None, **conf):
     return run.state == DagRunState.SUCCESS, states
 
 
-def test_ingest_and_build_runs_a_week_end_to_end(spark, dagbag, airflow_db, landing):
+# The pseudonymisation key as a deployment gives it: only as the Airflow connection, not in the environment.
+CONNECTION_SECRET = "airflow-connection-pii-key-00112233445566778899aabbccddeeff"
+
+
+def _rendered_fields(dag_id: str) -> dict[str, str]:
+    """task_id -> the task's rendered template fields as Airflow stored them (JSON)."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(select(RenderedTaskInstanceFields).where(RenderedTaskInstanceFields.dag_id == dag_id))
+        return {r.task_id: json.dumps(r.rendered_fields) for r in rows}
+
+
+def test_ingest_and_build_runs_a_week_end_to_end(spark, dagbag, airflow_db, landing, monkeypatch, capfd):
+    monkeypatch.delenv(PII_SECRET_ENV)
+    connection = {"conn_type": "generic", "password": CONNECTION_SECRET}
+    monkeypatch.setenv("AIRFLOW_CONN_LAKEHOUSE_PII", json.dumps(connection))
     week = date(2024, 1, 29)
     ok, states = _run(dagbag.dags["ingest_and_build"], week)
     assert ok, states
     settings = load_settings()
+
+    # The key came from the connection (silver holds pseudonyms made with it) and went nowhere else:
+    # not into a rendered template, the output of the task and of spark-submit, or Airflow's log files.
+    contact_key = delta_io.read(spark, SILVER_OUTLETS, settings).filter(F.col("outlet_id") == "OUT000003").first()
+    assert contact_key is not None
+    assert contact_key["contact_key"] == hmac_hex(CONNECTION_SECRET.encode(), "owner00001@example.com")
+    rendered = _rendered_fields("ingest_and_build")
+    assert week.isoformat() in rendered["build"], "the build task's rendered fields were stored"
+    captured = capfd.readouterr()
+    assert "spark-submit" in captured.out + captured.err, "the task output was captured"
+    logs = [p.read_text(errors="replace") for p in Path(os.environ["AIRFLOW_HOME"]).rglob("*.log")]
+    for text in (*rendered.values(), captured.out, captured.err, *logs):
+        assert CONNECTION_SECRET not in text
     silver = delta_io.read(spark, SILVER_SALES, settings)
     assert {r.week_start for r in silver.select("week_start").distinct().collect()} == {week}
     assert silver.count() == 20 * 3

@@ -234,6 +234,26 @@ def mlflow_server(
         _stop_group(proc)
 
 
+@contextmanager
+def s3_server(timeout: float = 30) -> Iterator[str]:
+    """`moto_server` (S3 API over HTTP, any credentials) on a free port; yields its endpoint URL."""
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    log = Path(tempfile.mkdtemp(prefix="moto-")) / "moto.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait(lambda: _answers(f"{url}/moto-api/"), timeout, "moto_server", log, proc)
+        yield url
+    finally:
+        _stop_group(proc)
+
+
 def _stop_group(proc: subprocess.Popen, grace: float = 20) -> None:
     """SIGTERM the process group (the CLI forwards it to its uvicorn worker), SIGKILL whatever lingers."""
     try:

@@ -1,34 +1,44 @@
-"""Training and the registry against a real `mlflow server` whose backend store is PostgreSQL.
+"""Training, the registry and scoring against a real `mlflow server`: PostgreSQL as backend store, an
+S3-compatible object store (moto_server on 127.0.0.1) for artifacts.
 
 What the SQLite tests cannot show: every call goes over MLflow's REST API, run data and aliases land
-in PostgreSQL tables, artifacts (the Spark model too) travel through the server's artifact proxy,
-and the champion loads back from `models:/...@champion` on the server.
+in PostgreSQL tables, artifacts (the Spark model too) travel through the server's artifact proxy into
+the bucket (only the server holds the S3 credentials), and the champion loads back from
+`models:/...@champion` on the server to score a week. No secret (the S3 key, the PII key) ends up in
+a run's params or tags or in the server's log.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import date, timedelta
-from pathlib import Path
+from typing import Any
 
+import boto3
 import mlflow
 import mlflow.spark
 import pytest
+from pyspark.sql import functions as F
 
-from jobs import models, sample_data
+from jobs import models, sample_data, score
 from jobs.train import train
 from lakehouse import modeling, registry, tracking
-from lakehouse.catalog import GOLD_FEATURES
-from lakehouse.config import Settings, load_settings
+from lakehouse.catalog import GOLD_FEATURES, GOLD_RECOMMENDATIONS
+from lakehouse.config import PII_SECRET_ENV, Settings, load_settings
 from lakehouse.features import model_input_columns
 from lakehouse.ml_config import from_dict
 from tests.integration import servers
 from tests.integration.helpers import build, ingest, table, version
 
 START, WEEKS = date(2024, 1, 1), 16
+TARGET = START + timedelta(weeks=WEEKS)
+BUCKET, PREFIX = "mlflow-artifacts", "lakehouse"
+# The local server accepts any credentials; the secret is distinctive so a leak would be found.
+S3_CREDENTIALS = {"aws_access_key_id": "mlflow-server-key", "aws_secret_access_key": "s3-secret-9f8e7d6c5b4a3210"}
 FAST = {
     "training": {"cv_folds": 0, "holdout_weeks": 4, "min_train_weeks": 4, "params": {"xgboost": {"n_estimators": 30}}}
 }
@@ -42,12 +52,28 @@ def postgres() -> Iterator[servers.Postgres]:
 
 
 @pytest.fixture(scope="module")
+def artifact_bucket() -> Iterator[Any]:
+    """A bucket on a local S3 server; yields a boto3 client for it."""
+    with servers.s3_server() as endpoint:
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **S3_CREDENTIALS)
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+@pytest.fixture(scope="module")
 def mlflow_server(
-    postgres: servers.Postgres, tmp_path_factory: pytest.TempPathFactory
+    postgres: servers.Postgres, artifact_bucket: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[servers.MlflowServer]:
     workdir = tmp_path_factory.mktemp("mlflow-server")
+    s3_env = {
+        "MLFLOW_S3_ENDPOINT_URL": artifact_bucket.meta.endpoint_url,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": S3_CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": S3_CREDENTIALS["aws_secret_access_key"],
+    }
+    destination = f"s3://{BUCKET}/{PREFIX}"
     # Not waited for here: it starts while `warehouse` builds the features, which waits for it.
-    with servers.mlflow_server(postgres.url("mlflow"), str(workdir / "artifacts"), workdir, wait=False) as server:
+    with servers.mlflow_server(postgres.url("mlflow"), destination, workdir, env=s3_env, wait=False) as server:
         yield server
 
 
@@ -111,7 +137,9 @@ def test_train_promote_and_rollback_through_an_mlflow_server_on_postgresql(
     assert run.data.params["training.holdout_weeks"] == "4"
     assert {"holdout_wape", "holdout_bias", "baseline_last_week_wape"} <= set(run.data.metrics)
     assert {"config.json", "gate.json"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert list(Path(mlflow_server.log.parent, "artifacts").rglob("MLmodel"))  # the model went through the proxy
+    stored = [o["Key"] for o in artifact_bucket.list_objects_v2(Bucket=BUCKET, Prefix=PREFIX)["Contents"]]
+    assert any(k.endswith("/MLmodel") for k in stored), "the model went through the proxy into the bucket"
+    assert any(k.endswith("/gate.json") for k in stored)
 
     # The backend store really is PostgreSQL: the alias and the run's lineage tag are rows there.
     assert _champion_in_postgres(postgres) == [(NAME, 1)]
@@ -155,3 +183,17 @@ def test_train_promote_and_rollback_through_an_mlflow_server_on_postgresql(
     listed = {v["version"]: v["aliases"] for v in models.list_versions(NAME)}
     assert listed == {"2": ["challenger"], "1": ["champion"]}
     assert client.get_model_version(NAME, "1").tags["champion.rollback_reason"] == "back to the first"
+
+    # The champion, loaded from the server, scores a week: every recommendation carries its version.
+    assert score.main(["--week", TARGET.isoformat(), "--top", "0"]) == 0
+    recommended = table(spark, settings, GOLD_RECOMMENDATIONS).filter(F.col("week_start") == F.lit(TARGET))
+    assert recommended.count() > 0
+    assert {r.model_version for r in recommended.select("model_version").distinct().collect()} == {"1"}
+
+    # No secret in what MLflow keeps or logs: params and tags of every run and model version, the server log.
+    secrets = (S3_CREDENTIALS["aws_secret_access_key"], os.environ[PII_SECRET_ENV])
+    kept = [json.dumps([r.data.params, r.data.tags]) for r in client.search_runs([run.info.experiment_id])]
+    kept += [json.dumps(v.tags) for v in client.search_model_versions(f"name='{NAME}'")]
+    assert len(kept) >= 4
+    for text in (*kept, mlflow_server.log.read_text(errors="replace")):
+        assert not any(secret in text for secret in secrets)

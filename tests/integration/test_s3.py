@@ -6,10 +6,6 @@ and writes through hadoop-aws (S3A), as it would against AWS S3 or MinIO.
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -22,39 +18,17 @@ from lakehouse.catalog import BRONZE_FILES, BRONZE_SALES, GOLD_SALES_WEEKLY, SIL
 from lakehouse.config import Settings, load_settings
 from lakehouse.spark import s3a_conf
 from tests.conftest import write_csv
+from tests.integration import servers
 from tests.integration.helpers import build, ingest, ingest_references, table, version
 
 BUCKET = "pos-deliveries"
 KEY, SECRET = "test-access-key", "test-secret-key"  # the local server accepts any; nothing real
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        server.kill()
-        pytest.fail("moto_server did not start within 30 s")
-    yield f"http://127.0.0.1:{port}"
-    server.terminate()
-    server.wait(timeout=10)
+    with servers.s3_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
