@@ -6,7 +6,8 @@
 #   project  this checkout into the venv, editable and without deps, so the code runs from the checkout:
 #            the DAGs find scripts/spark_job.py and contracts/ beside the package, as in a checkout
 #   check    docker/smoke_check.py: the CLI, the DAGs parse, Spark writes and reads a Delta table
-# Needs uv on PATH and Python 3.11 (PYTHON, default python3.11); the jars step needs Java 17 and Maven.
+# Needs uv on PATH and a Python 3.11 (PYTHON: a version or an interpreter, default 3.11); the jars step
+# needs Java 17 and Maven.
 set -euo pipefail
 usage="usage: install.sh PREFIX [deps|jars|project|check ...]"
 prefix="${1:?$usage}"
@@ -18,7 +19,7 @@ venv="$prefix/venv"
 
 deps() {
   command -v uv >/dev/null || { echo "uv not found: install it (pip install uv)" >&2; exit 1; }
-  [ -x "$venv/bin/python" ] || uv venv -q --python "${PYTHON:-python3.11}" "$venv"
+  [ -x "$venv/bin/python" ] || uv venv -q --python "${PYTHON:-3.11}" "$venv"
   # nvidia-nccl-cu12 (xgboost's multi-GPU collectives, ~470 MB) is left out of the lock: training runs on CPUs.
   uv pip sync -q --python "$venv/bin/python" --require-hashes "$repo/docker/requirements.lock"
 }
