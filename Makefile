@@ -9,12 +9,20 @@ DOMINICKS := $(LAKEHOUSE_HOME)/deliveries/dominicks
 TOOLS := .cache/tools-venv
 HADOLINT := $(TOOLS)/bin/hadolint
 DOCKERFILES := $(filter-out %.dockerignore,$(wildcard Dockerfile* */Dockerfile*))
+# Deployment checks: helm built from the Go module proxy (no package ships it), checkov in its own venv (its
+# pins clash with Airflow's). --kube-version because a plain `go install` of helm assumes Kubernetes 1.20.
+HELM_VERSION := v3.21.4
+HELM := .cache/tools/bin/helm
+CHECKOV := .cache/checkov-venv
+KUBE_VERSION := 1.30.0
+# What `lakehouse contracts check` compares the contracts with: the commit before (CI), or e.g. origin/main.
+CONTRACTS_BASE ?= HEAD~1
 
-.PHONY: setup venv jars data run test check hadolint bench up down clean help
+.PHONY: setup venv jars data run test check hadolint helm bench up down clean help
 help:
 	@echo "make run    set up everything, then run the DAGs through Airflow over Dominick's weeks: ingest, build, train, score, lift, monitor"
 	@echo "make test   set up everything, then run the tests"
-	@echo "make check  ruff, mypy, data contract lint, hadolint"
+	@echo "make check  ruff, mypy, data contract lint and version check, hadolint, helm lint/template + checkov of helm/lakehouse"
 	@echo "make up     start the Airflow UI (api-server, scheduler, dag-processor) and the MLflow UI on localhost; make down stops them"
 	@echo "make bench  medallion, training, scoring and monitoring benchmarks (figures to stdout; bench/RESULTS.md by hand)"
 
@@ -40,7 +48,7 @@ $(DOMINICKS)/.complete: | venv
 run: setup
 	source scripts/airflow-env.sh && $(BIN)/python scripts/airflow_run.py
 
-test: setup
+test: setup $(HELM)
 	$(BIN)/pytest -q
 
 $(TOOLS)/.installed:
@@ -56,11 +64,32 @@ $(HADOLINT): | $(TOOLS)/.installed
 hadolint: $(HADOLINT)
 	$(HADOLINT) --config .hadolint.yaml $(DOCKERFILES)
 
-check: venv $(TOOLS)/.installed hadolint
+helm: $(HELM)
+$(HELM):
+	@command -v go >/dev/null || { echo "Go not found: install Go >= 1.26 to build helm"; exit 1; }
+	GOBIN=$(CURDIR)/$(dir $(HELM)) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+$(CHECKOV)/.installed:
+	$(PYTHON) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/python -m pip install -q --upgrade pip uv
+	$(CHECKOV)/bin/uv pip install -q --python $(CHECKOV)/bin/python "checkov==3.3.30"
+	touch $@
+
+check: venv $(TOOLS)/.installed hadolint $(HELM) $(CHECKOV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	for f in contracts/*.yaml; do $(TOOLS)/bin/datacontract lint "$$f" >/dev/null || { $(TOOLS)/bin/datacontract lint "$$f"; exit 1; }; done
+	$(BIN)/lakehouse contracts check --against $(CONTRACTS_BASE)
+	mkdir -p .cache/helm
+	for env in dev prod; do \
+	  $(HELM) lint helm/lakehouse --strict --kube-version $(KUBE_VERSION) -f helm/lakehouse/values-$$env.yaml >/dev/null \
+	    || { $(HELM) lint helm/lakehouse --strict --kube-version $(KUBE_VERSION) -f helm/lakehouse/values-$$env.yaml; exit 1; }; \
+	  $(HELM) template lakehouse helm/lakehouse -n lakehouse --kube-version $(KUBE_VERSION) \
+	    -f helm/lakehouse/values-$$env.yaml > .cache/helm/lakehouse-$$env.yaml || exit 1; \
+	  BC_SKIP_MAPPING=TRUE $(CHECKOV)/bin/checkov -f .cache/helm/lakehouse-$$env.yaml --framework kubernetes \
+	    --quiet --compact || exit 1; \
+	done
 	@echo "check: ok"
 
 bench: setup

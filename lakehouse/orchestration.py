@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import urllib.request
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,18 @@ def pii_secret_env() -> dict[str, str]:
     return {PII_SECRET_ENV: connection.password} if connection.password else {}
 
 
+def submit_paths(jars: list[Path], env: Mapping[str, str]) -> tuple[str, str]:
+    """spark-submit's application and --jars.
+
+    On Kubernetes (cluster mode, LAKEHOUSE_SPARK_PATHS_IN_IMAGE=true) the driver and executors run the
+    platform image, which holds the launcher and jars at the same paths: `local://` tells spark-submit
+    they are there, instead of uploading them.
+    """
+    in_image = env.get("LAKEHOUSE_SPARK_PATHS_IN_IMAGE", "").lower() in ("1", "true", "yes")
+    scheme = "local://" if in_image else ""
+    return f"{scheme}{LAUNCHER}", ",".join(f"{scheme}{p}" for p in jars)
+
+
 class SparkJob(SparkSubmitOperator):
     """`spark-submit scripts/spark_job.py <module> <args>`: a platform job as one Spark application.
 
@@ -150,7 +163,7 @@ class SparkJob(SparkSubmitOperator):
         jars = sorted(settings.jars_dir.glob("*.jar"))
         if not jars:
             raise RuntimeError(f"no Spark jars in {settings.jars_dir}: run `make jars` (or set LAKEHOUSE_JARS_DIR)")
-        self.jars = ",".join(str(p) for p in jars)
+        self.application, self.jars = submit_paths(jars, os.environ)
         java_options = f"-Dderby.system.home={settings.home / 'derby'} -Dlog4j.configurationFile={LOG4J_CONFIG}"
         self.conf = {"spark.driver.extraJavaOptions": java_options, **(self.conf or {})}
         dag_id = context["dag"].dag_id if "dag" in context else "airflow"

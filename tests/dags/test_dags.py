@@ -17,7 +17,7 @@ from jobs import sample_data
 from lakehouse import delta_io
 from lakehouse.catalog import GOLD_FEATURES, SILVER_OUTLETS, SILVER_SALES
 from lakehouse.config import PII_SECRET_ENV, load_settings
-from lakehouse.orchestration import WRITERS_POOL
+from lakehouse.orchestration import WRITERS_POOL, submit_paths
 from lakehouse.pii import hmac_hex
 from tests.dags.conftest import DAGS
 
@@ -93,6 +93,27 @@ def test_spark_tasks_submit_the_job_on_the_spark_default_connection(dagbag):
         == [str(DAGS.parent / "scripts" / "spark_job.py"), *task.application_args[:1], *task.application_args[1:]][-5:]
     )
     assert hook._env["PYSPARK_PYTHON"] == sys.executable
+
+
+def test_the_spark_provider_submits_to_kubernetes_in_cluster_mode(monkeypatch):
+    """The connection helm/airflow gives spark_default (the provider refuses k8s:// without cncf-kubernetes)."""
+    from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
+
+    k8s = {"host": "k8s://https://kubernetes.default.svc:443", "extra": {"deploy-mode": "cluster", "namespace": "ns"}}
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_K8S", json.dumps({"conn_type": "spark", **k8s}))
+    command = SparkSubmitHook(conn_id="spark_k8s", name="lakehouse-build")._build_spark_submit_command("app.py")
+    joined = " ".join(command)
+    assert "--master k8s://https://kubernetes.default.svc:443" in joined and "--deploy-mode cluster" in joined
+    assert "spark.kubernetes.namespace=ns" in joined
+
+
+def test_on_kubernetes_the_launcher_and_jars_are_paths_in_the_image():
+    jars = [Path("/opt/lakehouse/jars/delta-spark.jar"), Path("/opt/lakehouse/jars/hadoop-aws.jar")]
+    launcher = str(DAGS.parent / "scripts" / "spark_job.py")
+    assert submit_paths(jars, {}) == (launcher, ",".join(str(j) for j in jars))
+    application, listed = submit_paths(jars, {"LAKEHOUSE_SPARK_PATHS_IN_IMAGE": "true"})
+    assert application == f"local://{launcher}"
+    assert listed.split(",") == [f"local://{j}" for j in jars]
 
 
 @pytest.fixture
