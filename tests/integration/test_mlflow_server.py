@@ -115,8 +115,13 @@ def _champion_in_postgres(pg: servers.Postgres) -> list[tuple[str, int]]:
         return cur.fetchall()
 
 
-def test_train_promote_and_rollback_through_an_mlflow_server_on_postgresql(
-    spark, warehouse: Settings, postgres: servers.Postgres, mlflow_server: servers.MlflowServer, capsys
+def test_train_promote_score_and_rollback_through_an_mlflow_server_on_postgresql_and_s3(
+    spark,
+    warehouse: Settings,
+    postgres: servers.Postgres,
+    mlflow_server: servers.MlflowServer,
+    artifact_bucket: Any,
+    capsys,
 ):
     settings, config = warehouse, from_dict(FAST)
     tracking.configure(settings, config.registry.experiment, dict(os.environ))
