@@ -106,16 +106,27 @@ DEFAULT_ARGS: dict[str, Any] = {
 PII_JOBS = frozenset({"jobs.build", "jobs.backfill"})
 
 
-def pii_secret_env() -> dict[str, str]:
+def pii_secret_env(module: str, spark_conn_id: str) -> dict[str, str]:
     """The pseudonymisation key from the Airflow connection, as the job's environment variable.
 
+    Only for jobs that write silver, and only when spark-submit keeps it in its environment: for a
+    Kubernetes or YARN master the provider would put it on the command line (`--conf ...driverEnv`),
+    so there the driver gets it from the cluster's Secret instead (helm/lakehouse's spark-defaults).
     Read when the task runs, after its templates were rendered, so the key is in no rendered field; the
     task SDK masks a connection's password in task logs. Without the connection, the worker's own
-    environment may carry the variable (e.g. from a Kubernetes Secret); the job says so when neither does.
+    environment may carry the variable; the job says so when neither does.
     """
     from airflow.exceptions import AirflowNotFoundException
     from airflow.sdk import BaseHook
 
+    if module not in PII_JOBS:
+        return {}
+    try:
+        master = BaseHook.get_connection(spark_conn_id).host or ""
+    except AirflowNotFoundException:
+        master = "yarn"  # what the Spark provider submits to without a connection
+    if master.startswith(("k8s://", "yarn")):
+        return {}
     try:
         connection = BaseHook.get_connection(PII_CONNECTION)
     except AirflowNotFoundException:
@@ -168,8 +179,7 @@ class SparkJob(SparkSubmitOperator):
         self.conf = {"spark.driver.extraJavaOptions": java_options, **(self.conf or {})}
         dag_id = context["dag"].dag_id if "dag" in context else "airflow"
         self.env_vars = {"LAKEHOUSE_ACTOR": f"airflow:{dag_id}", **(self.env_vars or {})}
-        if self.module in PII_JOBS:
-            self.env_vars.update(pii_secret_env())
+        self.env_vars.update(pii_secret_env(self.module, self._conn_id))
         super().execute(context)
 
 

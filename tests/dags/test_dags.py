@@ -17,7 +17,7 @@ from jobs import sample_data
 from lakehouse import delta_io
 from lakehouse.catalog import GOLD_FEATURES, SILVER_OUTLETS, SILVER_SALES
 from lakehouse.config import PII_SECRET_ENV, load_settings
-from lakehouse.orchestration import WRITERS_POOL, submit_paths
+from lakehouse.orchestration import WRITERS_POOL, pii_secret_env, submit_paths
 from lakehouse.pii import hmac_hex
 from tests.dags.conftest import DAGS
 
@@ -105,6 +105,22 @@ def test_the_spark_provider_submits_to_kubernetes_in_cluster_mode(monkeypatch):
     joined = " ".join(command)
     assert "--master k8s://https://kubernetes.default.svc:443" in joined and "--deploy-mode cluster" in joined
     assert "spark.kubernetes.namespace=ns" in joined
+
+
+def test_the_pii_key_goes_to_silver_writers_and_never_onto_a_command_line(monkeypatch):
+    connection = {"conn_type": "generic", "password": CONNECTION_SECRET}
+    monkeypatch.setenv("AIRFLOW_CONN_LAKEHOUSE_PII", json.dumps(connection))
+    k8s = {
+        "conn_type": "spark",
+        "host": "k8s://https://kubernetes.default.svc:443",
+        "extra": {"deploy-mode": "cluster"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_K8S", json.dumps(k8s))
+    assert pii_secret_env("jobs.build", "spark_default") == {PII_SECRET_ENV: CONNECTION_SECRET}
+    assert pii_secret_env("jobs.backfill", "spark_default") == {PII_SECRET_ENV: CONNECTION_SECRET}
+    assert pii_secret_env("jobs.train", "spark_default") == {}, "only jobs that write silver get it"
+    # The provider turns env vars into `--conf spark.kubernetes.driverEnv.*` there: the Secret gives it instead.
+    assert pii_secret_env("jobs.build", "spark_k8s") == {}
 
 
 def test_on_kubernetes_the_launcher_and_jars_are_paths_in_the_image():
