@@ -48,7 +48,7 @@ def _jvm_peak_rss_mb(spark) -> float:  # type: ignore[no-untyped-def]
 def run_one(rows: int, workdir: Path) -> dict:
     """Measure one size in this process; returns the figures as a dict."""
     os.environ["LAKEHOUSE_HOME"] = str(workdir / "home")
-    from jobs.build import build_gold, build_reference, build_silver_sales
+    from jobs.build import build_gold, build_reference, build_silver_sales, sales_inputs, write_sales_conservation
     from jobs.ingest import ingest_deliveries
     from jobs.sample_data import main as sample_data
     from lakehouse.catalog import BRONZE_OUTLETS, BRONZE_PRODUCTS, SILVER_OUTLETS, SILVER_PRODUCTS
@@ -98,7 +98,8 @@ def run_one(rows: int, workdir: Path) -> dict:
     start = time.perf_counter()
     build_reference(spark, settings, BRONZE_OUTLETS, SILVER_OUTLETS)
     build_reference(spark, settings, BRONZE_PRODUCTS, SILVER_PRODUCTS)
-    conservation = build_silver_sales(spark, settings, START, last)
+    conservation = build_silver_sales(spark, settings, START, last, *sales_inputs(spark, settings))
+    write_sales_conservation(spark, settings, conservation, START, last)
     timings["silver"] = time.perf_counter() - start
     assert all(r["is_balanced"] for r in conservation)
 

@@ -23,24 +23,10 @@ with weekly_dag(
     user_defined_macros={"landing": landing},
     params={"from_week": Param("", type="string", description="initial load: build from this week (YYYY-MM-DD)")},
 ):
-    ingest_outlets = SparkJob(
-        task_id="ingest_outlets",
-        module="jobs.ingest",
-        args=["--kind", "outlets", "--source", "{{ landing() }}/outlets"],
-    )
-    ingest_products = SparkJob(
-        task_id="ingest_products",
-        module="jobs.ingest",
-        args=["--kind", "products", "--source", "{{ landing() }}/products"],
-    )
-    ingest_sales = SparkJob(
-        task_id="ingest_sales",
-        module="jobs.ingest",
-        args=["--kind", "sales", "--source", "{{ landing() }}/sales/week=*"],
-    )
+    # One Spark job lands the whole landing folder: outlets and products first (sales are checked against
+    # them), then every sales week; the ledger skips deliveries already in bronze.
+    ingest = SparkJob(task_id="ingest", module="jobs.ingest", args=["--landing", "{{ landing() }}"])
     build = SparkJob(
         task_id="build", module="jobs.build", args=["--from", FROM_WEEK, "--to", WEEK], outlets=[GOLD_FEATURES]
     )
-    # One after the other: ingests share the bronze_files ledger, and concurrent first writes to a Delta
-    # table conflict (seen under a real scheduler; the retry then succeeded).
-    ingest_outlets >> ingest_products >> ingest_sales >> build
+    ingest >> build

@@ -21,7 +21,7 @@ deps() {
   command -v uv >/dev/null || { echo "uv not found: install it (pip install uv)" >&2; exit 1; }
   [ -x "$venv/bin/python" ] || uv venv -q --python "${PYTHON:-3.11}" "$venv"
   # nvidia-nccl-cu12 (xgboost's multi-GPU collectives, ~470 MB) is left out of the lock: training runs on CPUs.
-  uv pip sync -q --python "$venv/bin/python" --require-hashes "$repo/docker/requirements.lock"
+  uv pip sync -q --python "$venv/bin/python" --require-hashes --compile-bytecode "$repo/docker/requirements.lock"
 }
 
 jars() {
@@ -31,6 +31,8 @@ jars() {
 project() {
   command -v uv >/dev/null || { echo "uv not found: install it (pip install uv)" >&2; exit 1; }
   uv pip install -q --python "$venv/bin/python" --no-deps -e "$repo"
+  # The image runs from compiled modules: Python cannot write .pyc files under a read-only root.
+  "$venv/bin/python" -m compileall -q -j 0 "$repo/lakehouse" "$repo/jobs" "$repo/dags" "$repo/scripts" >/dev/null
 }
 
 check() {

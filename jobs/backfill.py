@@ -18,6 +18,7 @@ from lakehouse.spark import get_spark
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="first", type=iso_date, required=True, help="first day (its week is rebuilt)")
     parser.add_argument("--to", dest="last", type=iso_date, required=True, help="last day (its week is rebuilt)")
+    parser.add_argument("--force", action="store_true", help="rebuild weeks even when their inputs did not change")
     parser.add_argument("--chunk-weeks", type=int, default=26, help="weeks rebuilt per pass (default 26)")
 
 
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     start, chunk = first, timedelta(weeks=max(1, args.chunk_weeks))
     while start <= last:
         end = min(start + chunk - timedelta(weeks=1), last)
-        build_weeks(spark, settings, start, end, progress)
+        build_weeks(spark, settings, start, end, progress, force=args.force)
         start = end + timedelta(weeks=1)
     progress(f"done: weeks {first}..{last}")
     return 0

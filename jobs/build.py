@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib
 from collections.abc import Sequence
 from datetime import date
 from functools import reduce
+from pathlib import Path
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -154,20 +157,19 @@ def build_reference(spark: SparkSession, settings: Settings, bronze: Table, silv
     return rows
 
 
-def build_silver_sales(spark: SparkSession, settings: Settings, first: date, last: date) -> list[dict]:
-    """Rebuild silver sales (and their quarantine) for weeks [first, last], plus the undated bronze rows."""
+def build_silver_sales(
+    spark: SparkSession, settings: Settings, first: date, last: date, bronze_version: int, source: str
+) -> list[dict]:
+    """Rebuild silver sales (and their quarantine) for weeks [first, last], plus the undated bronze rows.
+
+    Returns the weeks' conservation rows; `build_weeks` writes them once gold is built too.
+    """
     contract = load_contract(SILVER_SALES.contract)
     weeks = delta_io.week_predicate([(first, last)])
     bronze_contract = load_contract(BRONZE_SALES.contract)
-    key_id = _pseudonymiser(spark, bronze_contract)
-    bronze_version = delta_io.version(spark, BRONZE_SALES, settings)
-    bronze_df = (
-        delta_io.read(spark, BRONZE_SALES, settings, bronze_version)
-        .withColumn("week_start", F.expr(WEEK_OF_ROW))
-        .withColumn(KEY, record_key(contract))
-    )
+    bronze_df = _bronze_sales(spark, settings, bronze_version).withColumn(KEY, record_key(contract))
     in_scope = F.expr(weeks) | F.col("week_start").isNull()
-    references = {t.name: delta_io.read(spark, t, settings) for t in (SILVER_OUTLETS, SILVER_PRODUCTS)}
+    references = {t.name: delta_io.read(spark, t, settings) for t in REFERENCE_TABLES}
     checked = (
         filter_record_versions(bronze_df, in_scope, contract)
         .transform(lambda df: with_reference_flags(df, contract, references))
@@ -189,14 +191,79 @@ def build_silver_sales(spark: SparkSession, settings: Settings, first: date, las
         bronze_columns,
         pii.pii_columns(bronze_contract),
     )
-    scope_predicate = f"table_name = '{SILVER_SALES.name}' AND (({weeks}) OR week_start IS NULL)"
-    delta_io.replace_where(quarantine_df, QUARANTINE, settings, scope_predicate)
-    source = _source(BRONZE_SALES, bronze_version, SILVER_SALES, key_id)
+    delta_io.replace_where(quarantine_df, QUARANTINE, settings, _sales_scope(weeks))
     rows = _conservation(spark, settings, SILVER_SALES, weeks, bronze_df.filter(in_scope), statuses, source)
-    _write_conservation(spark, settings, rows, scope_predicate)
     checked.unpersist()
     statuses.unpersist()
     return rows
+
+
+def _bronze_sales(spark: SparkSession, settings: Settings, bronze_version: int) -> DataFrame:
+    """Bronze sales as of a version, each row with the week it is accounted in (WEEK_OF_ROW)."""
+    return delta_io.read(spark, BRONZE_SALES, settings, bronze_version).withColumn("week_start", F.expr(WEEK_OF_ROW))
+
+
+def _sales_scope(weeks: str) -> str:
+    """The quarantine and conservation rows a build of `weeks` replaces: its weeks and the undated rows."""
+    return f"table_name = '{SILVER_SALES.name}' AND (({weeks}) OR week_start IS NULL)"
+
+
+REFERENCE_TABLES = (SILVER_OUTLETS, SILVER_PRODUCTS)
+
+# The code a build of silver sales and gold runs: part of its lineage, so a changed transform rebuilds.
+BUILD_CODE = ("jobs.build", "lakehouse.silver", "lakehouse.gold", "lakehouse.schema", "lakehouse.pii")
+
+
+def _code_id() -> str:
+    digest = hashlib.sha256()
+    for name in BUILD_CODE:
+        digest.update(Path(importlib.import_module(name).__file__ or "").read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _sales_source(spark: SparkSession, settings: Settings, bronze_version: int, key_id: str) -> str:
+    """Lineage of a silver sales and gold build: everything the weeks' content is a function of.
+
+    Bronze's version, the PII key's id, the reference tables' versions (unknown outlets and products are
+    quarantined; features take outlet and product attributes), the contracts and the code.
+    """
+    silver = _source(BRONZE_SALES, bronze_version, SILVER_SALES, key_id)
+    references = " ".join(f"{t.name}@v{delta_io.version(spark, t, settings)}" for t in REFERENCE_TABLES)
+    gold = " ".join(f"{t.name} {load_contract(t.contract).version}" for t in (GOLD_SALES_WEEKLY, GOLD_FEATURES))
+    return f"{silver}; {references}; contracts {gold}; code {_code_id()}"
+
+
+def sales_inputs(spark: SparkSession, settings: Settings) -> tuple[int, str]:
+    """The bronze sales version a build reads (pinned once) and the build's lineage (`_sales_source`)."""
+    key_id = _pseudonymiser(spark, load_contract(BRONZE_SALES.contract))
+    bronze_version = delta_io.version(spark, BRONZE_SALES, settings)
+    return bronze_version, _sales_source(spark, settings, bronze_version, key_id)
+
+
+def write_sales_conservation(
+    spark: SparkSession, settings: Settings, rows: list[dict], first: date, last: date
+) -> None:
+    """Replace the conservation rows of weeks [first, last] and the undated rows; fails if one is unbalanced."""
+    _write_conservation(spark, settings, rows, _sales_scope(delta_io.week_predicate([(first, last)])))
+
+
+def _weeks_built(spark: SparkSession, settings: Settings, bronze_version: int, weeks: str, source: str) -> list[dict]:
+    """The weeks' conservation rows when their last build read exactly `source`, else [].
+
+    `build_weeks` writes a week's conservation row last, after its gold: a balanced row with this source,
+    for every week (and the undated rows) that bronze holds rows of, with the same bronze count, means
+    silver and gold of those weeks are what a rebuild would write. Gold features also read neighbouring
+    weeks, but any build of a neighbour rewrites the features that read it.
+    """
+    needed = (CONSERVATION, SILVER_SALES, GOLD_SALES_WEEKLY, GOLD_FEATURES)
+    if not all(delta_io.exists(spark, t, settings) for t in needed):
+        return []
+    recorded = [r.asDict() for r in delta_io.read(spark, CONSERVATION, settings).filter(_sales_scope(weeks)).collect()]
+    if not recorded or any(r["source"] != source or not r["is_balanced"] for r in recorded):
+        return []
+    in_scope = F.expr(weeks) | F.col("week_start").isNull()
+    bronze_rows = delta_io.count_by(_bronze_sales(spark, settings, bronze_version).filter(in_scope), "week_start")
+    return recorded if {(r["week_start"],): r["bronze_rows"] for r in recorded} == bronze_rows else []
 
 
 def build_gold(spark: SparkSession, settings: Settings, first: date, last: date) -> None:
@@ -218,24 +285,37 @@ def build_gold(spark: SparkSession, settings: Settings, first: date, last: date)
     delta_io.replace_where(features_df.filter(affected), GOLD_FEATURES, settings, affected)
 
 
-def build_weeks(spark: SparkSession, settings: Settings, first: date, last: date, progress: Progress) -> dict:
-    """Reference tables, then silver sales and gold for the weeks; returns the conservation totals."""
-    totals = dict.fromkeys(ROW_COUNTS, 0)
+def build_weeks(
+    spark: SparkSession, settings: Settings, first: date, last: date, progress: Progress, force: bool = False
+) -> dict:
+    """Reference tables, then silver sales and gold for the weeks; returns the conservation totals.
+
+    Weeks whose last build read the same inputs (`_sales_source`) are left as they are, unless `force`.
+    """
     for bronze, silver in ((BRONZE_OUTLETS, SILVER_OUTLETS), (BRONZE_PRODUCTS, SILVER_PRODUCTS)):
         build_reference(spark, settings, bronze, silver)
-    rows = build_silver_sales(spark, settings, first, last)
-    for row in rows:
-        for key in totals:
-            totals[key] += row[key]
-    progress(f"silver weeks {first}..{last}: " + ", ".join(f"{k}={v}" for k, v in totals.items()))
-    build_gold(spark, settings, first, last)
-    progress(f"gold weeks {first}..{last} built")
+    bronze_version, source = sales_inputs(spark, settings)
+    weeks = delta_io.week_predicate([(first, last)])
+    built = [] if force else _weeks_built(spark, settings, bronze_version, weeks, source)
+    rows = built or build_silver_sales(spark, settings, first, last, bronze_version, source)
+    totals = {key: sum(row[key] for row in rows) for key in ROW_COUNTS}
+    counts = ", ".join(f"{k}={v}" for k, v in totals.items())
+    if built:
+        progress(f"weeks {first}..{last} already built from these inputs, nothing written ({counts})")
+        return totals
+    progress(f"silver weeks {first}..{last}: {counts}")
+    if all(row["is_balanced"] for row in rows):
+        build_gold(spark, settings, first, last)
+        progress(f"gold weeks {first}..{last} built")
+    # Last: a week's conservation row is also the record that its silver and gold were built from `source`.
+    write_sales_conservation(spark, settings, rows, first, last)
     return totals
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="first", type=iso_date, required=True, help="first day (its week is built)")
     parser.add_argument("--to", dest="last", type=iso_date, required=True, help="last day (its week is built)")
+    parser.add_argument("--force", action="store_true", help="rebuild weeks even when their inputs did not change")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -243,7 +323,7 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     progress = Progress("build")
     spark = get_spark("lakehouse-build", settings)
-    build_weeks(spark, settings, first, last, progress)
+    build_weeks(spark, settings, first, last, progress, force=args.force)
     return 0
 
 

@@ -158,15 +158,24 @@ def _ledger_df(
     )
 
 
+# A landing folder as providers fill it: reference data first (sales are checked against it), then sales weeks.
+LANDING_LAYOUT = (("outlets", "outlets"), ("products", "products"), ("sales", "sales/week=*"))
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument(
         "--source",
         nargs="+",
-        required=True,
         metavar="PATH",
         help="delivery folder(s): local path (a glob pattern too) or s3a:// URI, CSV/JSONL/Parquet files inside",
     )
-    parser.add_argument("--kind", choices=sorted(BRONZE_BY_KIND), default="sales", help="what the delivery holds")
+    what.add_argument(
+        "--landing",
+        metavar="PATH",
+        help="a landing folder: its outlets/, products/ and sales/week=*/ deliveries, in that order",
+    )
+    parser.add_argument("--kind", choices=sorted(BRONZE_BY_KIND), default="sales", help="what --source holds")
 
 
 def expand_sources(sources: list[str]) -> list[str]:
@@ -187,24 +196,30 @@ def expand_sources(sources: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    sources = expand_sources(args.source)
-    missing = [s for s in sources if "://" not in s and not os.path.exists(s)]
+    if args.landing:
+        plan = [(kind, expand_sources([f"{args.landing.rstrip('/')}/{folder}"])) for kind, folder in LANDING_LAYOUT]
+    else:
+        plan = [(args.kind, expand_sources(args.source))]
+    missing = [s for _, sources in plan for s in sources if "://" not in s and not os.path.exists(s)]
     if missing:
         raise UsageError(f"--source {missing[0]} does not exist")
     settings = load_settings()
     progress = Progress("ingest")
     spark = get_spark("lakehouse-ingest", settings)
-    results = ingest_deliveries(spark, settings, sources, args.kind, utc_now())
+    for kind, sources in plan:
+        _ingest_kind(spark, settings, sources, kind, progress)
+    return 0
+
+
+def _ingest_kind(spark: SparkSession, settings: Settings, sources: list[str], kind: str, progress: Progress) -> None:
+    results = ingest_deliveries(spark, settings, sources, kind, utc_now())
     for i, r in enumerate(results, start=1):
         state = "already ingested, skipped" if r.skipped else f"{r.rows} rows from {len(r.files)} file(s)"
-        progress(f"{i}/{len(results)} {args.kind} {r.source} batch={r.batch}: {state}")
+        progress(f"{i}/{len(results)} {kind} {r.source} batch={r.batch}: {state}")
         for path, error in r.rejected.items():
             progress(f"  WARNING rejected file {path}: {error}")
     rejected = sum(len(r.rejected) for r in results)
-    progress(
-        f"done: {sum(r.rows for r in results)} rows into {BRONZE_BY_KIND[args.kind].name}, {rejected} file(s) rejected"
-    )
-    return 0
+    progress(f"done: {sum(r.rows for r in results)} rows into {BRONZE_BY_KIND[kind].name}, {rejected} file(s) rejected")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -158,7 +158,7 @@ def train(
     lineage = tracking.lineage_tags(
         {GOLD_FEATURES.name: (GOLD_FEATURES.path(settings), version)},
         {contract.name: contract.version},
-        settings.spark_master,
+        spark.sparkContext.master,
     )
     # Keyed on content, not the Delta version: a rebuild that changed nothing must not retrain.
     lineage[f"lineage.{GOLD_FEATURES.name}.fingerprint"] = delta_io.fingerprint(features_df)
@@ -244,7 +244,12 @@ def reproduce(spark: SparkSession, settings: Settings, run_id: str, tolerance: f
     tol = tolerance if tolerance is not None else config.training.reproduce_tolerance
     # Only the inputs' lineage is copied: commit and master are today's, and no train_key (nothing to reuse).
     lineage = {k: v for k, v in original.data.tags.items() if k.startswith(("lineage.", "contract."))}
-    tags = {**lineage, "reproduces": run_id, "git_commit": tracking.git_commit(), "spark_master": settings.spark_master}
+    tags = {
+        **lineage,
+        "reproduces": run_id,
+        "git_commit": tracking.git_commit(),
+        "spark_master": spark.sparkContext.master,
+    }
     if tags["git_commit"] != original.data.tags.get("git_commit"):
         print(f"note: code is at {tags['git_commit']}, the run was made at {original.data.tags.get('git_commit')}")
     with mlflow.start_run(run_name=f"reproduce-{run_id[:8]}", tags=tags):

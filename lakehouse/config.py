@@ -37,6 +37,20 @@ class Settings:
         return self.home / "airflow"
 
 
+LOG4J_CONFIG = REPO_ROOT / "lakehouse" / "log4j2.properties"
+# On a local master the driver JVM runs the tasks too, of jobs that last seconds to minutes on one machine's
+# data: there C2's compilation costs more than it saves, and C1 alone halved a cold one-file ingest (25 s ->
+# 12 s, bench/RESULTS.md). A cluster's driver keeps the JVM's default. LAKEHOUSE_DRIVER_JAVA_OPTIONS replaces it.
+LOCAL_JIT = "-XX:TieredStopAtLevel=1"
+
+
+def driver_java_options(settings: Settings, master: str, env: dict[str, str] | None = None) -> str:
+    """The Spark driver's JVM options: Derby and log4j set up under the home, and the JIT choice above."""
+    env = dict(os.environ) if env is None else env
+    jit = env.get("LAKEHOUSE_DRIVER_JAVA_OPTIONS", LOCAL_JIT if master.startswith("local") else "")
+    return f"-Dderby.system.home={settings.home / 'derby'} -Dlog4j.configurationFile={LOG4J_CONFIG} {jit}".strip()
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Read `LAKEHOUSE_*` variables, falling back to a local, single-machine layout."""
     env = dict(os.environ) if env is None else env

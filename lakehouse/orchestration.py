@@ -1,7 +1,8 @@
 """What the Airflow DAGs share: Spark tasks, retries, failure alerts, the weekly timetable and the Assets.
 
 Every Spark task is `spark-submit scripts/spark_job.py jobs.<name> ...` on the `spark_default`
-connection, so the same DAG runs on `local[*]` or a cluster by changing the connection, never the DAG.
+connection, so the same DAG runs on `local[*]` or a cluster by changing the connection, never the DAG;
+a local connection may ask for the job to run in the task's own process instead (see SparkJob).
 DAG files import this module, and Airflow parses them often: it imports Airflow and the platform's
 settings only, and resolves jars and paths when a task runs, not when a DAG is parsed.
 """
@@ -22,10 +23,9 @@ from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
 from airflow.sdk import DAG, Asset
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from lakehouse.config import PII_CONNECTION, PII_SECRET_ENV, REPO_ROOT, load_settings
+from lakehouse.config import PII_CONNECTION, PII_SECRET_ENV, REPO_ROOT, driver_java_options, load_settings
 
 LAUNCHER = REPO_ROOT / "scripts" / "spark_job.py"
-LOG4J_CONFIG = REPO_ROOT / "lakehouse" / "log4j2.properties"
 # Weeks run Monday to Sunday; a run covers [Monday 06:00, next Monday 06:00) and starts when it ends.
 START = datetime(1990, 6, 11, 6, tzinfo=UTC)  # the first week of the sample data (Dominick's)
 WEEK = "{{ data_interval_start | ds }}"  # the week a run covers (its Monday)
@@ -119,13 +119,7 @@ def pii_secret_env(module: str, spark_conn_id: str) -> dict[str, str]:
     from airflow.exceptions import AirflowNotFoundException
     from airflow.sdk import BaseHook
 
-    if module not in PII_JOBS:
-        return {}
-    try:
-        master = BaseHook.get_connection(spark_conn_id).host or ""
-    except AirflowNotFoundException:
-        master = "yarn"  # what the Spark provider submits to without a connection
-    if master.startswith(("k8s://", "yarn")):
+    if module not in PII_JOBS or spark_master(spark_conn_id)[0].startswith(("k8s://", "yarn")):
         return {}
     try:
         connection = BaseHook.get_connection(PII_CONNECTION)
@@ -146,11 +140,30 @@ def submit_paths(jars: list[Path], env: Mapping[str, str]) -> tuple[str, str]:
     return f"{scheme}{LAUNCHER}", ",".join(f"{scheme}{p}" for p in jars)
 
 
+def spark_master(conn_id: str) -> tuple[str, bool]:
+    """The Spark connection's master, and whether its extra asks to run jobs in the task's own process.
+
+    `"in-process": true` is what scripts/airflow-env.sh gives local masters (`make run`, `make up`).
+    Without the connection, the Spark provider submits to YARN.
+    """
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.sdk import BaseHook
+
+    try:
+        connection = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return "yarn", False
+    return connection.host or "yarn", bool(connection.extra_dejson.get("in-process"))
+
+
 class SparkJob(SparkSubmitOperator):
     """`spark-submit scripts/spark_job.py <module> <args>`: a platform job as one Spark application.
 
     The driver runs this interpreter (the one with the platform's packages) and gets the jars of
     LAKEHOUSE_JARS_DIR, the driver memory and the log settings the jobs get when started by hand.
+    When the Spark connection says `in-process`, the same `main(args)` runs in the task's process
+    instead, on the Spark session it keeps between tasks (lakehouse.io.spark_jobs): with `dag.test()`,
+    which runs every task of a DAG in one process, the jobs then share one warm JVM.
     """
 
     def __init__(self, *, task_id: str, module: str, args: list[str] | None = None, **kwargs: Any) -> None:
@@ -170,16 +183,27 @@ class SparkJob(SparkSubmitOperator):
         self.module = module
 
     def execute(self, context: Any) -> None:
+        dag_id = context["dag"].dag_id if "dag" in context else "airflow"
+        env = {"LAKEHOUSE_ACTOR": f"airflow:{dag_id}", **pii_secret_env(self.module, self._conn_id)}
+        master, in_process = spark_master(self._conn_id)
+        if in_process:
+            from airflow.exceptions import AirflowException
+
+            from lakehouse.io.spark_jobs import run_job
+
+            args = (self.application_args or [])[1:]  # rendered by now; the first is the module
+            code = run_job(self.module, args, {**env, "LAKEHOUSE_SPARK_MASTER": master})
+            if code:
+                raise AirflowException(f"{self.module} exited with code {code} (its error is in the log above)")
+            return
         settings = load_settings()
         jars = sorted(settings.jars_dir.glob("*.jar"))
         if not jars:
             raise RuntimeError(f"no Spark jars in {settings.jars_dir}: run `make jars` (or set LAKEHOUSE_JARS_DIR)")
         self.application, self.jars = submit_paths(jars, os.environ)
-        java_options = f"-Dderby.system.home={settings.home / 'derby'} -Dlog4j.configurationFile={LOG4J_CONFIG}"
+        java_options = driver_java_options(settings, master)
         self.conf = {"spark.driver.extraJavaOptions": java_options, **(self.conf or {})}
-        dag_id = context["dag"].dag_id if "dag" in context else "airflow"
-        self.env_vars = {"LAKEHOUSE_ACTOR": f"airflow:{dag_id}", **(self.env_vars or {})}
-        self.env_vars.update(pii_secret_env(self.module, self._conn_id))
+        self.env_vars = {**env, **(self.env_vars or {})}
         super().execute(context)
 
 

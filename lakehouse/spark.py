@@ -9,9 +9,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from lakehouse.config import Settings, load_settings
+from lakehouse.config import Settings, driver_java_options, load_settings
 
-LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 # `make jars` resolves scripts/jars.pom.xml into the jars dir; Spark loads every jar there. These must be among them.
 REQUIRED_JARS = ("delta-spark_2.13-4.0.1.jar", "delta-storage-4.0.1.jar", "hadoop-aws-3.4.1.jar")
 
@@ -80,8 +79,7 @@ def get_spark(
         "spark.sql.shuffle.partitions": os.environ.get("LAKEHOUSE_SHUFFLE_PARTITIONS", "8"),
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.warehouse.dir": str(settings.home / "spark-warehouse"),
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={settings.home / 'derby'} "
-        f"-Dlog4j.configurationFile={LOG4J_CONFIG}",
+        "spark.driver.extraJavaOptions": driver_java_options(settings, settings.spark_master),
         # Schema changes only where a write asks for them (mergeSchema on bronze appends and rebuilds).
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         **s3a_conf(),

@@ -13,8 +13,16 @@ export AIRFLOW__API__PORT="${AIRFLOW_PORT:-8080}"
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:${AIRFLOW__API__PORT}/execution/"
 # Local use only: every UI user is an admin, no password. Never set this in a deployment.
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True
-# Without a spark_default connection the Spark provider silently submits to YARN.
-export AIRFLOW_CONN_SPARK_DEFAULT="${AIRFLOW_CONN_SPARK_DEFAULT:-{\"conn_type\": \"spark\", \"host\": \"${LAKEHOUSE_SPARK_MASTER:-local[*]}\", \"extra\": {\"deploy-mode\": \"client\"}}}"
+# Without a spark_default connection the Spark provider silently submits to YARN. On a local master the jobs run
+# inside the task's process ("in-process", lakehouse.orchestration.SparkJob): `make run`'s dag.test() runs every
+# task in one process, so they share one warm Spark session instead of a cold spark-submit each. Any other
+# master (a cluster) gets spark-submit, as in a deployment.
+spark_master="${LAKEHOUSE_SPARK_MASTER:-local[*]}"
+case "$spark_master" in
+  local*) spark_extra='{"deploy-mode": "client", "in-process": true}' ;;
+  *) spark_extra='{"deploy-mode": "client"}' ;;
+esac
+export AIRFLOW_CONN_SPARK_DEFAULT="${AIRFLOW_CONN_SPARK_DEFAULT:-{\"conn_type\": \"spark\", \"host\": \"$spark_master\", \"extra\": $spark_extra}}"
 export PATH="$repo/.venv/bin:$PATH"
 # The key that pseudonymises personal data in silver, as Airflow's connection `lakehouse_pii` (password).
 # Local use: a random key made once per LAKEHOUSE_HOME, kept readable by its owner only. A deployment

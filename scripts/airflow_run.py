@@ -85,6 +85,25 @@ def _report_progress(dag: Any) -> None:
         ]
 
 
+# Every DAG's declared param defaults, read before its first run: dag.test() resolves a run's conf into the
+# DAG's own Param objects (Airflow 3.1's process_params), so without passing every param on every run, one
+# run's conf (the initial load's `from_week`) would become the next run's default.
+DEFAULT_PARAMS: dict[str, dict[str, Any]] = {}
+
+
+def load_dags(folder: str) -> dict[str, Any]:
+    """The DAGs of `folder`, each reporting its tasks as they end, with their param defaults recorded."""
+    from airflow.models.dagbag import DagBag
+
+    bag = DagBag(dag_folder=folder, include_examples=False)
+    if bag.import_errors:
+        fail(f"the DAGs do not load: {bag.import_errors}")
+    for dag in bag.dags.values():
+        _report_progress(dag)
+        DEFAULT_PARAMS[dag.dag_id] = dag.params.dump()
+    return bag.dags
+
+
 def run_dag(dag: Any, week: date, what: str, logical_date: datetime | None = None, **conf: Any) -> dict[str, str]:
     """One manual run of `dag` for `week`: its data interval is that week, so its logical date is the
     Monday after (unless given). Stops `make run` on failure, naming the failed tasks and the log."""
@@ -93,14 +112,15 @@ def run_dag(dag: Any, week: date, what: str, logical_date: datetime | None = Non
     say(f"{dag.dag_id} {week}: {what}")
     end = week + timedelta(weeks=1)
     logical_date = logical_date or datetime(end.year, end.month, end.day, 6, tzinfo=UTC)
-    run = dag.test(logical_date=logical_date, run_conf=conf or None)
+    run = dag.test(logical_date=logical_date, run_conf={**DEFAULT_PARAMS.get(dag.dag_id, {}), **conf} or None)
     states = {ti.task_id: getattr(ti.state, "value", str(ti.state)) for ti in run.get_task_instances()}
     for task_id, state in states.items():
         if state == "skipped":
             say(f"  {dag.dag_id}.{task_id}: skipped")
     if run.state != DagRunState.SUCCESS:
         failed = [t for t, s in states.items() if s not in ("success", "skipped")]
-        fail(f"{dag.dag_id} {week} failed at {failed}; task logs in {os.environ['LAKEHOUSE_RUN_LOG']}")
+        log = os.environ.get("LAKEHOUSE_RUN_LOG", "the output above")
+        fail(f"{dag.dag_id} {week} failed at {failed}; task logs in {log}")
     return states
 
 
@@ -139,8 +159,6 @@ def main() -> int:
     os.environ["LAKEHOUSE_RUN_LOG"] = str(log)
     quiet(log)  # before importing Airflow, which logs as it loads
     sys.path.insert(0, str(REPO))  # the DAGs import lakehouse.orchestration
-    from airflow.models.dagbag import DagBag
-
     from lakehouse.config import load_settings
     from lakehouse.orchestration import create_pools, landing
 
@@ -150,12 +168,7 @@ def main() -> int:
     migrate(log)
     create_pools()
 
-    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"], include_examples=False)
-    if bag.import_errors:
-        fail(f"the DAGs do not load: {bag.import_errors}")
-    dags = bag.dags
-    for dag in dags.values():
-        _report_progress(dag)
+    dags = load_dags(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
 
     before = last - timedelta(weeks=1)
     run_dag(dags["ingest_and_build"], before, f"initial load, weeks {first}..{before}", from_week=str(first))

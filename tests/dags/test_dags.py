@@ -15,13 +15,24 @@ from pyspark.sql import functions as F
 
 from jobs import sample_data
 from lakehouse import delta_io
-from lakehouse.catalog import GOLD_FEATURES, SILVER_OUTLETS, SILVER_SALES
+from lakehouse.catalog import (
+    BRONZE_SALES,
+    CONSERVATION,
+    GOLD_FEATURES,
+    GOLD_SALES_WEEKLY,
+    QUARANTINE,
+    SILVER_OUTLETS,
+    SILVER_SALES,
+)
 from lakehouse.config import PII_SECRET_ENV, load_settings
 from lakehouse.orchestration import WRITERS_POOL, pii_secret_env, submit_paths
 from lakehouse.pii import hmac_hex
 from tests.dags.conftest import DAGS
+from tests.integration.helpers import assert_same_content
 
 DAG_IDS = {"ingest_and_build", "train", "score", "monitor"}
+# spark_default as `make run` gives it on a local master: jobs run in the task's process (no spark-submit).
+IN_PROCESS = json.dumps({"conn_type": "spark", "host": "local[2]", "extra": {"in-process": True}})
 
 
 def test_the_dags_load_without_errors(dagbag):
@@ -45,11 +56,7 @@ def _edges(dag) -> set[tuple[str, str]]:
 
 def test_structure_schedules_and_assets(dagbag):
     build_dag, train, score, monitor = (dagbag.dags[d] for d in ("ingest_and_build", "train", "score", "monitor"))
-    assert _edges(build_dag) == {
-        ("ingest_outlets", "ingest_products"),
-        ("ingest_products", "ingest_sales"),
-        ("ingest_sales", "build"),
-    }
+    assert _edges(build_dag) == {("ingest", "build")}
     assert _edges(score) == {("built", "score"), ("score", "lift")}
     assert _edges(monitor) == {
         ("scored", "monitor"),
@@ -79,7 +86,7 @@ def test_structure_schedules_and_assets(dagbag):
     ]
     # Spark tasks queue for the writers' pool's single slot: no two write the lakehouse at once.
     spark_tasks = [t for dag in dagbag.dags.values() for t in dag.tasks if t.task_type == "SparkJob"]
-    assert len(spark_tasks) == 8 and {t.pool for t in spark_tasks} == {WRITERS_POOL}
+    assert len(spark_tasks) == 6 and {t.pool for t in spark_tasks} == {WRITERS_POOL}
     assert score.get_task("score").application_args[:3] == ["jobs.score", "--week", "{{ data_interval_end | ds }}"]
 
 
@@ -181,17 +188,20 @@ def _run(dag, week: date, mark_success_pattern: str | None = None, **conf):
 CONNECTION_SECRET = "airflow-connection-pii-key-00112233445566778899aabbccddeeff"
 
 
-def _rendered_fields(dag_id: str) -> dict[str, str]:
-    """task_id -> the task's rendered template fields as Airflow stored them (JSON)."""
+def _rendered_fields(dag_id: str, run_id: str | None = None) -> dict[str, str]:
+    """task_id -> the task's rendered template fields as Airflow stored them (JSON), of one run if given."""
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
+    query = select(RenderedTaskInstanceFields).where(RenderedTaskInstanceFields.dag_id == dag_id)
+    if run_id is not None:
+        query = query.where(RenderedTaskInstanceFields.run_id == run_id)
     with create_session() as session:
-        rows = session.scalars(select(RenderedTaskInstanceFields).where(RenderedTaskInstanceFields.dag_id == dag_id))
-        return {r.task_id: json.dumps(r.rendered_fields) for r in rows}
+        return {r.task_id: json.dumps(r.rendered_fields) for r in session.scalars(query)}
 
 
+@pytest.mark.slow  # spark-submit per task, the production path
 def test_ingest_and_build_runs_a_week_end_to_end(spark, dagbag, airflow_db, landing, monkeypatch, capfd):
     monkeypatch.delenv(PII_SECRET_ENV)
     connection = {"conn_type": "generic", "password": CONNECTION_SECRET}
@@ -221,19 +231,33 @@ def test_ingest_and_build_runs_a_week_end_to_end(spark, dagbag, airflow_db, land
     assert gold.filter(F.col("units_lag_1").isNull()).count() == 20 * 3  # week 3 alone: lags not built yet
     assert week - timedelta(weeks=1) not in {r.week_start for r in gold.select("week_start").distinct().collect()}
 
+    # The same run with the jobs inside the task's process (`make run`'s mode) gives the same tables.
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", IN_PROCESS)
+    monkeypatch.setenv("LAKEHOUSE_HOME", str(landing.parent / "in-process"))
+    environment = dict(os.environ)
+    ok, states = _run(dagbag.dags["ingest_and_build"], week)
+    assert ok, states
+    assert dict(os.environ) == environment, "the jobs' environment (actor, PII key) did not leak into the process"
+    in_process = load_settings()
+    for t in (BRONZE_SALES, SILVER_OUTLETS, SILVER_SALES, QUARANTINE, CONSERVATION, GOLD_SALES_WEEKLY, GOLD_FEATURES):
+        assert_same_content(
+            delta_io.read(spark, t, in_process), delta_io.read(spark, t, settings), drop=("_ingested_at",)
+        )
+
 
 def test_a_failing_task_retries_then_alerts(dagbag, airflow_db, tmp_path, monkeypatch):
     monkeypatch.setenv("LAKEHOUSE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("LAKEHOUSE_LANDING", str(tmp_path / "nothing-landed"))
-    dag = dagbag.dags["ingest_and_build"].partial_subset(["ingest_outlets"], include_downstream=False)
-    task = dag.get_task("ingest_outlets")
-    # One retry, after a second: dag.test waits out real retry delays.
-    task.retries, task.retry_delay, task.retry_exponential_backoff = 1, timedelta(seconds=1), False
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", IN_PROCESS)  # the job's own error, without a spark-submit
+    dag = dagbag.dags["ingest_and_build"].partial_subset(["ingest"], include_downstream=False)
+    task = dag.get_task("ingest")
+    # One retry, with no delay: dag.test waits out real retry delays.
+    task.retries, task.retry_delay, task.retry_exponential_backoff = 1, timedelta(0), False
     run = dag.test(logical_date=pendulum.datetime(2024, 2, 12, 6, tz="UTC"))
-    ti = next(t for t in run.get_task_instances() if t.task_id == "ingest_outlets")
+    ti = next(t for t in run.get_task_instances() if t.task_id == "ingest")
     assert ti.state == "failed" and ti.try_number == 2
     lines = [json.loads(x) for x in (tmp_path / "home" / "alerts.log").read_text().splitlines()]
-    assert [(x["dag_id"], x["task_id"]) for x in lines][-1] == ("ingest_and_build", "ingest_outlets")
+    assert [(x["dag_id"], x["task_id"]) for x in lines][-1] == ("ingest_and_build", "ingest")
     assert lines[-1]["try_number"] == 2  # dag.test passes no exception to callbacks; a worker does
 
 
@@ -273,7 +297,8 @@ def trained_home(spark, tmp_path, monkeypatch):
     return settings
 
 
-def test_score_monitor_and_train_dags_run_end_to_end(spark, dagbag, airflow_db, trained_home):
+@pytest.mark.slow  # spark-submit per task, the production path
+def test_score_monitor_and_train_dags_run_end_to_end(spark, dagbag, airflow_db, trained_home, monkeypatch):
     from lakehouse.catalog import GOLD_MONITORING, GOLD_RECOMMENDATIONS
 
     last = date(2024, 3, 18)  # the last week with sales
@@ -283,6 +308,13 @@ def test_score_monitor_and_train_dags_run_end_to_end(spark, dagbag, airflow_db, 
     assert {r.week_start for r in recommendations.select("week_start").distinct().collect()} == {
         last + timedelta(weeks=1)
     }
+    # Scored again with the job inside the task's process: the same recommendations, so `score` leaves the
+    # week as it was (it writes only a changed result) and the table keeps its version.
+    scored_version = delta_io.version(spark, GOLD_RECOMMENDATIONS, trained_home)
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", IN_PROCESS)
+    ok, states = _run(dagbag.dags["score"], last, mark_success_pattern="built")
+    assert ok and states["score"] == "success", states
+    assert delta_io.version(spark, GOLD_RECOMMENDATIONS, trained_home) == scored_version
     ok, states = _run(dagbag.dags["monitor"], last, mark_success_pattern="scored")
     assert ok and states["monitor"] == "success", states
     decision = json.loads((trained_home.reports_dir / last.isoformat() / "decision.json").read_text())
@@ -291,3 +323,38 @@ def test_score_monitor_and_train_dags_run_end_to_end(spark, dagbag, airflow_db, 
     assert delta_io.read(spark, GOLD_MONITORING, trained_home).filter(F.col("week_start") == F.lit(last)).count() > 0
     ok, states = _run(dagbag.dags["train"], last, request_id="req-test")
     assert ok, states  # same data, config and code: the run reuses the champion's training run
+
+
+def _make_run_driver():
+    """scripts/airflow_run.py, `make run`'s driver, as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("airflow_run", DAGS.parent / "scripts" / "airflow_run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_make_runs_weekly_run_after_the_initial_load_builds_only_its_week(spark, airflow_db, landing, monkeypatch):
+    """dag.test() writes a run's conf into the DAG's own Params: `make run` passes every param on every run."""
+    from airflow.models.dagrun import DagRun
+
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", IN_PROCESS)
+    driver = _make_run_driver()
+    dag = driver.load_dags(str(DAGS))["ingest_and_build"]
+    first, before, last = date(2024, 1, 1), date(2024, 1, 22), date(2024, 1, 29)
+    driver.run_dag(dag, before, "initial load", from_week=str(first))
+    settings = load_settings()
+    versions = {t.name: delta_io.version(spark, t, settings) for t in (SILVER_SALES, GOLD_FEATURES, CONSERVATION)}
+    driver.run_dag(dag, last, "weekly run")
+
+    (run,) = [r for r in DagRun.find(dag_id="ingest_and_build") if r.logical_date.date() == date(2024, 2, 5)]
+    rendered = json.loads(_rendered_fields("ingest_and_build", run.run_id)["build"])
+    assert rendered["application_args"][1:] == ["--from", str(last), "--to", str(last)]
+    silver = delta_io.read(spark, SILVER_SALES, settings)
+    assert sorted(r.week_start for r in silver.select("week_start").distinct().collect()) == [
+        first + timedelta(weeks=i) for i in range(5)
+    ]
+    # One week built: one new version of each table it writes.
+    assert {t: delta_io.version(spark, t, settings) for t in versions} == {t: v + 1 for t, v in versions.items()}

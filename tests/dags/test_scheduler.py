@@ -27,6 +27,8 @@ from tests.dags.conftest import DAGS, SPARK_DEFAULT
 from tests.integration import servers
 from tests.integration.helpers import assert_same_content, build, ingest, table, version
 
+pytestmark = pytest.mark.slow  # real servers: see the module docstring
+
 DAG_ID = "ingest_and_build"
 WEEKS = [date(2024, 1, 1), date(2024, 1, 8), date(2024, 1, 15)]
 OUTLETS, PRODUCTS = 20, 3

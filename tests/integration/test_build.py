@@ -7,6 +7,7 @@ from datetime import date
 
 from pyspark.sql import functions as F
 
+from jobs.build import build_silver_sales, sales_inputs
 from lakehouse.catalog import (
     CONSERVATION,
     GOLD_FEATURES,
@@ -17,7 +18,7 @@ from lakehouse.catalog import (
     SILVER_SALES,
 )
 from tests.conftest import SALES_HEADER, write_csv
-from tests.integration.helpers import assert_same_content, build, ingest, ingest_references, table
+from tests.integration.helpers import assert_same_content, build, ingest, ingest_references, table, version
 
 WEEK1, WEEK2 = date(2024, 1, 1), date(2024, 1, 8)
 GOOD = [
@@ -104,13 +105,67 @@ def test_a_later_delivery_corrects_a_record_and_the_old_version_is_superseded(
     assert sorted((r["product_id"], r["units"]) for r in weekly) == [("P1", 50.0), ("P2", 3.0)]
 
 
+BUILT = (SILVER_SALES, QUARANTINE, CONSERVATION, GOLD_SALES_WEEKLY, GOLD_FEATURES)
+
+
+def _versions(spark, settings) -> dict[str, int]:
+    return {t.name: version(spark, settings, t) for t in BUILT}
+
+
 def test_building_twice_changes_nothing(spark, settings, tmp_path, reference_deliveries):
     ingest_references(spark, settings, reference_deliveries)
     ingest(spark, settings, "sales", write_csv(tmp_path / "d1", "s.csv", GOOD + list(BAD.values())).parent)
-    tables = (SILVER_SALES, QUARANTINE, CONSERVATION, GOLD_SALES_WEEKLY, GOLD_FEATURES)
     build(spark, settings, WEEK1, WEEK2)
-    first = {t.name: table(spark, settings, t).localCheckpoint() for t in tables}
-    build(spark, settings, WEEK1, WEEK2)
-    for t in tables:
+    first = {t.name: table(spark, settings, t).localCheckpoint() for t in BUILT}
+    versions = _versions(spark, settings)
+    totals = build(spark, settings, WEEK1, WEEK2)
+    for t in BUILT:
         assert_same_content(table(spark, settings, t), first[t.name])
     assert table(spark, settings, GOLD_FEATURES).count() == 3
+    # Same bronze version, references, contracts and code: nothing is written, and the totals are reported.
+    assert _versions(spark, settings) == versions
+    assert totals == {"bronze_rows": 11, "silver_rows": 3, "quarantined": 8, "duplicates": 0, "superseded": 0}
+    # A build of part of the range, or forced, still writes the same content.
+    build(spark, settings, WEEK2, WEEK2)
+    assert _versions(spark, settings) == versions
+    build_weeks_forced(spark, settings)
+    assert _versions(spark, settings)[SILVER_SALES.name] > versions[SILVER_SALES.name]
+    for t in BUILT:
+        assert_same_content(table(spark, settings, t), first[t.name])
+
+
+def build_weeks_forced(spark, settings) -> None:
+    from jobs.build import build_weeks
+    from lakehouse.runtime import Progress
+
+    build_weeks(spark, settings, WEEK1, WEEK2, Progress("test-build"), force=True)
+
+
+def test_a_new_delivery_or_an_interrupted_build_rebuilds_the_weeks(spark, settings, tmp_path, reference_deliveries):
+    ingest_references(spark, settings, reference_deliveries)
+    ingest(spark, settings, "sales", write_csv(tmp_path / "d1", "s.csv", GOOD).parent)
+    build(spark, settings, WEEK1, WEEK2)
+    # A correction lands: bronze has a new version, so the weeks are built again.
+    ingest(
+        spark,
+        settings,
+        "sales",
+        write_csv(tmp_path / "d2", "s.csv", [["O1", "P1", "2024-01-01", 9, 2.5, 1, 0, 0]]).parent,
+    )
+    build(spark, settings, WEEK1, WEEK2)
+    assert (
+        table(spark, settings, GOLD_SALES_WEEKLY).filter("outlet_id = 'O1' AND product_id = 'P1'").first()["units"] == 9
+    )
+    # A build killed after silver, before gold and conservation: the next build does not take the weeks as built.
+    ingest(
+        spark,
+        settings,
+        "sales",
+        write_csv(tmp_path / "d3", "s.csv", [["O1", "P1", "2024-01-01", 11, 2.5, 1, 0, 0]]).parent,
+    )
+    build_silver_sales(spark, settings, WEEK1, WEEK2, *sales_inputs(spark, settings))
+    build(spark, settings, WEEK1, WEEK2)
+    assert (
+        table(spark, settings, GOLD_SALES_WEEKLY).filter("outlet_id = 'O1' AND product_id = 'P1'").first()["units"]
+        == 11
+    )

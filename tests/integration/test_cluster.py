@@ -2,7 +2,8 @@
 127.0.0.1) and on local[2] give the same gold tables and recommendations.
 
 The master is only configuration (LAKEHOUSE_SPARK_MASTER): each side runs `lakehouse ingest`, `build`,
-`train` (with promotion) and `score` in one process, so one Spark application per side.
+`train` (with promotion) and `score` in one process, so one Spark application per side. The cluster side
+is a new process; the local side runs the jobs in the test's own process and session, as `make run` does.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ import pytest
 import yaml
 from pyspark.sql import SparkSession
 
+from jobs import sample_data
 from lakehouse import delta_io
 from lakehouse.catalog import GOLD_FEATURES, GOLD_RECOMMENDATIONS, GOLD_SALES_WEEKLY, SILVER_SALES, Table
+from lakehouse.cli import COMMANDS
 from lakehouse.config import REPO_ROOT, Settings, load_settings
+from lakehouse.io.spark_jobs import run_job
 from lakehouse.tracking import tracking_uri
 from tests.integration.helpers import assert_same_content
 from tests.integration.spark_cluster import SparkCluster, spark_standalone
@@ -45,15 +49,37 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="module")
-def deliveries(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def deliveries(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
     raw = tmp_path_factory.mktemp("deliveries")
     args = ["--outlets", "24", "--products", "3", "--weeks", str(WEEKS), "--start", START.isoformat()]
-    _lakehouse(["sample-data", "synthetic", "--out", str(raw), *args], {"LAKEHOUSE_SPARK_MASTER": "local[2]"})
+    assert sample_data.main(["synthetic", "--out", str(raw), *args]) == 0
     return raw
 
 
-def _lakehouse(commands: list[str], env: dict[str, str], *more: list[str]) -> None:
-    """`lakehouse` commands one after the other in one process (so one Spark application)."""
+def _commands(deliveries: Path) -> list[list[str]]:
+    """Ingest, build, train (and promote) and score TARGET."""
+    return [
+        ["ingest", "--landing", str(deliveries)],
+        ["build", "--from", START.isoformat(), "--to", (TARGET - timedelta(days=1)).isoformat()],
+        ["train"],
+        ["score", "--week", TARGET.isoformat(), "--top", "0"],
+    ]
+
+
+def _env(home: Path, master: str) -> dict[str, str]:
+    """A fresh home with fast training settings, on `master`."""
+    home.mkdir(parents=True)
+    (home / "config.yaml").write_text(yaml.safe_dump(FAST))
+    return {
+        "LAKEHOUSE_HOME": str(home),
+        "LAKEHOUSE_CONFIG": str(home / "config.yaml"),
+        "LAKEHOUSE_SPARK_MASTER": master,
+        "LAKEHOUSE_SHUFFLE_PARTITIONS": "2",
+    }
+
+
+def _on_cluster(home: Path, master: str, deliveries: Path) -> Settings:
+    """The commands one after the other in a new process (one Spark application of the cluster)."""
     runner = "\n".join(
         [
             "import json, sys",
@@ -62,32 +88,21 @@ def _lakehouse(commands: list[str], env: dict[str, str], *more: list[str]) -> No
             "    main(json.loads(argv)) == 0 or sys.exit(1)",
         ]
     )
-    argv = [json.dumps(c) for c in (commands, *more)]
+    env = _env(home, master)
+    argv = [json.dumps(c) for c in _commands(deliveries)]
     full_env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "LAKEHOUSE_DRIVER_MEMORY": "1g", **env}
     full_env.pop("MLFLOW_TRACKING_URI", None)
     done = subprocess.run([sys.executable, "-c", runner, *argv], env=full_env, capture_output=True, text=True)
-    assert done.returncode == 0, f"lakehouse {commands} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    assert done.returncode == 0, f"lakehouse commands failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    return load_settings(env)
 
 
-def _pipeline(home: Path, master: str, deliveries: Path) -> Settings:
-    """Ingest, build, train (and promote) and score TARGET, on `master`, into a fresh home."""
-    home.mkdir(parents=True)
-    (home / "config.yaml").write_text(yaml.safe_dump(FAST))
-    env = {
-        "LAKEHOUSE_HOME": str(home),
-        "LAKEHOUSE_CONFIG": str(home / "config.yaml"),
-        "LAKEHOUSE_SPARK_MASTER": master,
-        "LAKEHOUSE_SHUFFLE_PARTITIONS": "2",
-    }
-    _lakehouse(
-        ["ingest", "--kind", "outlets", "--source", str(deliveries / "outlets")],
-        env,
-        ["ingest", "--kind", "products", "--source", str(deliveries / "products")],
-        ["ingest", "--kind", "sales", "--source", str(deliveries / "sales" / "week=*")],
-        ["build", "--from", START.isoformat(), "--to", (TARGET - timedelta(days=1)).isoformat()],
-        ["train"],
-        ["score", "--week", TARGET.isoformat(), "--top", "0"],
-    )
+def _in_process(home: Path, deliveries: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The same commands as jobs in this process, on the tests' local[2] session, as `make run` runs them."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    env = _env(home, "local[2]")
+    for command, *argv in _commands(deliveries):
+        assert run_job(COMMANDS[command], argv, env) == 0, command
     return load_settings(env)
 
 
@@ -108,13 +123,15 @@ def _spark_master_tag(settings: Settings) -> str:
     return run.data.tags["spark_master"]
 
 
-def test_a_standalone_cluster_gives_the_same_gold_tables_and_recommendations(spark, cluster, deliveries, tmp_path):
-    on_cluster = _pipeline(tmp_path / "cluster", cluster.master_url, deliveries)
+def test_a_standalone_cluster_gives_the_same_gold_tables_and_recommendations(
+    spark, cluster, deliveries, tmp_path, monkeypatch
+):
+    on_cluster = _on_cluster(tmp_path / "cluster", cluster.master_url, deliveries)
     apps = _applications(cluster)
     assert apps and all(a["cores"] >= 1 for a in apps), "the commands ran as an application of the cluster"
     assert _spark_master_tag(on_cluster) == cluster.master_url
 
-    local = _pipeline(tmp_path / "local", "local[2]", deliveries)
+    local = _in_process(tmp_path / "local", deliveries, monkeypatch)
     assert _spark_master_tag(local) == "local[2]"
     assert len(_applications(cluster)) == len(apps), "the local run did not use the cluster"
 

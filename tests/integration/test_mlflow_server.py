@@ -34,6 +34,8 @@ from lakehouse.ml_config import from_dict
 from tests.integration import servers
 from tests.integration.helpers import build, ingest, table, version
 
+pytestmark = pytest.mark.slow  # real servers: see the module docstring
+
 START, WEEKS = date(2024, 1, 1), 16
 TARGET = START + timedelta(weeks=WEEKS)
 BUCKET, PREFIX = "mlflow-artifacts", "lakehouse"

@@ -21,6 +21,8 @@ from tests.conftest import write_csv
 from tests.integration import servers
 from tests.integration.helpers import build, ingest, ingest_references, table, version
 
+pytestmark = pytest.mark.slow  # real servers: see the module docstring
+
 BUCKET = "pos-deliveries"
 KEY, SECRET = "test-access-key", "test-secret-key"  # the local server accepts any; nothing real
 

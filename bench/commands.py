@@ -1,0 +1,165 @@
+"""Command times: what a user waits for. Imports with and without bytecode, `make run` on a fresh and on a used
+home (Dominick's), and single CLI commands on that home, each timed by /usr/bin/time in a fresh process.
+
+- imports: the same `python -c "import ..."` twice: with the venv's .pyc files (what setup leaves), and with
+  bytecode out of reach (`PYTHONPYCACHEPREFIX` an empty folder and `PYTHONDONTWRITEBYTECODE=1`), which is what
+  every process paid before setup compiled the venv.
+- make run: `scripts/airflow_run.py` (what `make run` runs after setup) on a fresh LAKEHOUSE_HOME, then again
+  on the same home; every table's Delta version before and after the second run.
+  With --spark-submit, a third run on another fresh home with every Spark task a spark-submit (the production
+  path), and its top recommendations against the in-process run's.
+- commands: `lakehouse tables`, `models list`, `recommendations` on the make-run home; `ingest` of a one-file
+  delivery into a fresh home.
+
+Usage: python -m bench.commands [--results bench/RESULTS.md] [--spark-submit]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.medallion import machine, write_section
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+IMPORTS = {
+    "Airflow (DagBag)": "import airflow.models.dagbag",
+    "xgboost.spark + mlflow + sklearn": "import xgboost.spark, mlflow, sklearn",
+    "Evidently": "import evidently, evidently.presets",
+    "pyspark + delta + mlflow + pandas": "import pyspark.sql, delta, mlflow, pandas",
+    "lakehouse CLI": "import lakehouse.cli",
+}
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> dict:
+    """Wall seconds and peak RSS (MB) of one command, from /usr/bin/time; fails loudly if the command fails."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as out:
+        done = subprocess.run(
+            ["/usr/bin/time", "-o", out.name, "-f", "%e %M", *argv],
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPO,
+        )
+        if log is not None:
+            log.write_text(done.stdout)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout[-3000:]}")
+        seconds, kb = out.read().split()[-2:]
+    return {"s": float(seconds), "rss_mb": round(int(kb) / 1024), "stdout": done.stdout}
+
+
+def imports() -> list[dict]:
+    rows = []
+    empty = Path(tempfile.mkdtemp(prefix="no-bytecode-"))
+    uncompiled = {"PYTHONPYCACHEPREFIX": str(empty), "PYTHONDONTWRITEBYTECODE": "1"}
+    for name, code in IMPORTS.items():
+        timed([sys.executable, "-c", code])  # warm the OS file cache, so both rows read from memory
+        without = timed([sys.executable, "-c", code], uncompiled)["s"]
+        with_pyc = timed([sys.executable, "-c", code])["s"]
+        rows.append({"what": name, "without_s": without, "with_s": with_pyc, "ratio": round(without / with_pyc, 1)})
+    shutil.rmtree(empty, ignore_errors=True)
+    return rows
+
+
+def versions(home: Path) -> dict[str, int | None]:
+    """Every table's Delta version, read by `lakehouse tables --json`."""
+    out = timed([str(BIN / "lakehouse"), "tables", "--json"], {"LAKEHOUSE_HOME": str(home)})["stdout"]
+    return {t["table"]: t["version"] for t in json.loads(out[out.index("[") :])}
+
+
+def make_run(home: Path, connection: str | None = None) -> dict:
+    """`make run`'s driver on `home` (scripts/airflow-env.sh sourced, as the Makefile does)."""
+    env = {"LAKEHOUSE_HOME": str(home), "AIRFLOW_HOME": str(home / "airflow")}
+    if connection:
+        env["AIRFLOW_CONN_SPARK_DEFAULT"] = connection
+    command = f"source scripts/airflow-env.sh && exec {sys.executable} scripts/airflow_run.py"
+    return timed(["bash", "-c", command], env, log=home.parent / f"{home.name}.out")
+
+
+def top(stdout: str) -> list[str]:
+    """The top-10 lines `make run` prints last (outlet, product, action, lift)."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if "outlet x product pairs have an action" in line)
+    return [line for line in lines[start + 1 :] if line.strip()]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, help="write the tables into this file's `commands` section")
+    parser.add_argument("--spark-submit", action="store_true", help="also run make run with spark-submit tasks")
+    parser.add_argument("--work", type=Path, help="keep the homes here (default: a temporary folder)")
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-commands-"))
+    work.mkdir(parents=True, exist_ok=True)
+    data = REPO / ".lakehouse" / "deliveries"  # `make data`'s Dominick's deliveries, shared by every home
+    os.environ.setdefault("LAKEHOUSE_DATA_DIR", str(data))
+
+    import_rows = imports()
+    home = work / "dominicks"
+    shutil.rmtree(home, ignore_errors=True)
+    first = make_run(home)
+    before = versions(home)
+    second = make_run(home)
+    after = versions(home)
+    changed = sorted(t for t in before if before[t] != after[t])
+    lakehouse = str(BIN / "lakehouse")
+    env = {"LAKEHOUSE_HOME": str(home)}
+    commands = {
+        "lakehouse tables": timed([lakehouse, "tables"], env),
+        "lakehouse models list": timed([lakehouse, "models", "list"], env),
+        "lakehouse recommendations": timed([lakehouse, "recommendations"], env),
+    }
+    one = work / "one-file" / "sales"
+    one.mkdir(parents=True, exist_ok=True)
+    (one / "sales.csv").write_text("outlet_id,product_id,sale_date,units,unit_price\nS1,P1,2024-01-02,3,2.5\n")
+    fresh = {"LAKEHOUSE_HOME": str(work / "one-file-home")}
+    commands["lakehouse ingest (one-file delivery, fresh home)"] = timed(
+        [lakehouse, "ingest", "--source", str(one)], fresh
+    )
+    rows = [
+        ("make run, fresh home (in-process Spark tasks)", first),
+        ("make run again, same home", second),
+        *commands.items(),
+    ]
+    same_top = None
+    if args.spark_submit:
+        connection = json.dumps({"conn_type": "spark", "host": "local[*]", "extra": {"deploy-mode": "client"}})
+        submitted = make_run(work / "dominicks-spark-submit", connection)
+        rows.insert(1, ("make run, fresh home (spark-submit per task)", submitted))
+        same_top = top(submitted["stdout"]) == top(first["stdout"])
+
+    lines = [
+        f"Machine: {machine()}",
+        "",
+        "| imports | without bytecode s | with bytecode s | ratio |",
+        "|---|---|---|---|",
+        *(f"| {r['what']} | {r['without_s']} | {r['with_s']} | {r['ratio']} |" for r in import_rows),
+        "",
+        "| command | wall s | peak RSS MB |",
+        "|---|---|---|",
+        *(f"| {name} | {r['s']:.1f} | {r['rss_mb']} |" for name, r in rows),
+        "",
+        f"Second make run: Delta versions changed for {changed or 'no table'} ({len(after)} tables).",
+    ]
+    if same_top is not None:
+        lines.append(f"Top 10 recommendations of the spark-submit and in-process runs identical: {same_top}.")
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if args.results:
+        write_section(args.results, "commands", table)
+    if not args.work:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
