@@ -57,7 +57,7 @@ run: setup
 	source scripts/airflow-env.sh && $(BIN)/python scripts/airflow_run.py
 
 test: setup $(HELM)
-	$(BIN)/pytest -q --durations=25
+	$(BIN)/pytest -q --durations=40
 
 # The inner loop: unit and in-process integration tests, without the `slow` ones (servers, spark-submit pipelines,
 # the Spark cluster, the image install). `make test` runs everything.

@@ -11,15 +11,28 @@ import argparse
 import json
 import os
 from collections.abc import Sequence
-from typing import Any
-
-from pyspark.sql import SparkSession
+from typing import TYPE_CHECKING, Any
 
 from lakehouse import registry, tracking
 from lakehouse.config import Settings, load_settings
 from lakehouse.ml_config import load_ml_config
 from lakehouse.runtime import UsageError, run_main
-from lakehouse.spark import get_spark
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+HISTORY_COLUMNS = (
+    "event_at",
+    "action",
+    "alias",
+    "from_version",
+    "to_version",
+    "actor",
+    "forced",
+    "gate_passed",
+    "reason",
+    "gate_metrics",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -172,26 +185,16 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "show":
         _print(show(name, args.version), args.json)
         return 0
+    if args.action == "history":  # read with delta-rs: listing and reading need no JVM, only the writes do
+        _print([{c: r[c] for c in HISTORY_COLUMNS} for r in registry.history_records(settings, name)], args.json)
+        return 0
+    from lakehouse.spark import get_spark
+
     spark = get_spark("lakehouse-models", settings)
     if args.action == "promote":
         _print(promote(spark, settings, name, args.version, args.reason, args.force), args.json)
-    elif args.action == "rollback":
-        _print(rollback(spark, settings, name, args.reason), args.json)
     else:
-        columns = [
-            "event_at",
-            "action",
-            "alias",
-            "from_version",
-            "to_version",
-            "actor",
-            "forced",
-            "gate_passed",
-            "reason",
-            "gate_metrics",
-        ]
-        rows = [{c: r[c] for c in columns} for r in registry.history(spark, settings, name).collect()]
-        _print(rows, args.json)
+        _print(rollback(spark, settings, name, args.reason), args.json)
     return 0
 
 

@@ -6,13 +6,10 @@ import argparse
 import json
 from collections.abc import Sequence
 
-from pyspark.sql import functions as F
-
-from lakehouse import delta_io
 from lakehouse.catalog import BRONZE_FILES, QUARANTINE
 from lakehouse.config import load_settings
+from lakehouse.io import delta_log
 from lakehouse.runtime import run_main
-from lakehouse.spark import get_spark
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,18 +18,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings()
-    spark = get_spark("lakehouse-quarantine", settings)
     reasons = []
-    if delta_io.exists(spark, QUARANTINE, settings):
-        counts = delta_io.count_by(delta_io.read(spark, QUARANTINE, settings), "table_name", "reason")
-        reasons = [{"table": t, "reason": r, "rows": n} for (t, r), n in sorted(counts.items())]
+    if delta_log.exists(QUARANTINE, settings):
+        quarantined = delta_log.read_arrow(QUARANTINE, settings, columns=["table_name", "reason"])
+        groups = quarantined.group_by(["table_name", "reason"]).aggregate([([], "count_all")]).to_pylist()
+        groups.sort(key=lambda g: (g["table_name"], g["reason"]))
+        reasons = [{"table": g["table_name"], "reason": g["reason"], "rows": g["count_all"]} for g in groups]
     files = []
-    if delta_io.exists(spark, BRONZE_FILES, settings):
-        rejected = delta_io.read(spark, BRONZE_FILES, settings).filter(F.col("status") == "rejected")
-        files = [
-            {"kind": r["kind"], "file": r["_source_file"], "error": r["error"]}
-            for r in rejected.orderBy("_source_file").collect()
-        ]
+    if delta_log.exists(BRONZE_FILES, settings):
+        columns = ["kind", "_source_file", "error"]
+        rejected = delta_log.read_arrow(BRONZE_FILES, settings, columns, [("status", "=", "rejected")]).to_pylist()
+        # By file, a missing name first, as Spark's ascending order puts nulls.
+        rejected.sort(key=lambda r: (r["_source_file"] is not None, r["_source_file"] or ""))
+        files = [{"kind": r["kind"], "file": r["_source_file"], "error": r["error"]} for r in rejected]
     if args.json:
         print(json.dumps({"rows": reasons, "rejected_files": files}, indent=2))
         return 0

@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from pyspark.sql import functions as F
+import pyarrow.compute as pc
 
-from jobs.score import print_top
-from lakehouse import delta_io
+from lakehouse import report
 from lakehouse.catalog import GOLD_RECOMMENDATIONS
 from lakehouse.config import load_settings
+from lakehouse.io import delta_log
 from lakehouse.runtime import DataError, iso_date, monday, run_main
-from lakehouse.spark import get_spark
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,15 +21,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings()
-    spark = get_spark("lakehouse-recommendations", settings)
-    if not delta_io.exists(spark, GOLD_RECOMMENDATIONS, settings):
+    if not delta_log.exists(GOLD_RECOMMENDATIONS, settings):
         raise DataError("no week has been scored yet: run `lakehouse score --week W` first")
-    table = delta_io.read(spark, GOLD_RECOMMENDATIONS, settings)
-    week = monday(args.week) if args.week else table.agg(F.max("week_start")).first()[0]
-    rows = table.filter(F.col("week_start") == F.lit(week))
-    recommended = rows.filter(F.col("action") != "as_planned").count()
-    print(f"week {week}: {recommended} of {rows.count()} outlet x product pairs have an action; top {args.top}:")
-    print_top(rows, args.top)
+    if args.week:
+        week = monday(args.week)
+    else:
+        weeks = delta_log.read_arrow(GOLD_RECOMMENDATIONS, settings, columns=["week_start"])
+        week = pc.max(weeks.column("week_start")).as_py()
+    # One week's partition, and only the printed columns: a few thousand rows at most.
+    rows = delta_log.read_arrow(
+        GOLD_RECOMMENDATIONS, settings, columns=list(report.TOP_COLUMNS), filters=[("week_start", "=", week)]
+    )
+    recommended = rows.filter(pc.field("action") != report.AS_PLANNED).num_rows
+    print(f"week {week}: {recommended} of {rows.num_rows} outlet x product pairs have an action; top {args.top}:")
+    report.print_top_lifts(report.top_lifts(rows, args.top))
     return 0
 
 

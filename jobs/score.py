@@ -16,7 +16,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io, registry, tracking
+from lakehouse import delta_io, registry, report, tracking
 from lakehouse.catalog import GOLD_FEATURES, GOLD_RECOMMENDATIONS, GOLD_SALES_WEEKLY, SILVER_OUTLETS, SILVER_PRODUCTS
 from lakehouse.config import Settings, load_settings
 from lakehouse.contracts import load_contract
@@ -126,18 +126,16 @@ def _already_scored(spark: SparkSession, settings: Settings, recommendations: Da
 
 
 def print_top(recommendations: Any, top: int) -> None:
-    """The largest recommended lifts (a bounded collect)."""
+    """The largest recommended lifts (a bounded collect), printed as `lakehouse recommendations` does."""
+    order = [F.desc(c) if how == "descending" else F.asc(c) for c, how in report.TOP_ORDER]
     rows = (
-        recommendations.filter(F.col("action") != "as_planned")
-        .orderBy(F.desc("lift_units"), "outlet_id", "product_id")
-        .select("outlet_id", "product_id", "brand", "action", "lift_units", "lift_pct", "incremental_margin")
+        recommendations.filter(F.col("action") != report.AS_PLANNED)
+        .orderBy(*order)
+        .select(*report.TOP_COLUMNS)
         .limit(top)
         .collect()
     )
-    for r in rows:
-        margin = "" if r.incremental_margin is None else f", margin {r.incremental_margin:+.2f}"
-        lift = f"+{r.lift_units:.1f} units ({r.lift_pct:+.1f}%)"
-        print(f"  {r.outlet_id} {r.product_id} ({r.brand}): {r.action} {lift}{margin}")
+    report.print_top_lifts(r.asDict() for r in rows)
 
 
 def run(args: argparse.Namespace) -> int:

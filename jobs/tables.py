@@ -6,11 +6,10 @@ import argparse
 import json
 from collections.abc import Sequence
 
-from lakehouse import delta_io
 from lakehouse.catalog import TABLES
 from lakehouse.config import load_settings
+from lakehouse.io import delta_log
 from lakehouse.runtime import run_main
-from lakehouse.spark import get_spark
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,8 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings()
-    spark = get_spark("lakehouse-tables", settings)
-    infos = [delta_io.describe(spark, t, settings) for t in TABLES]
+    infos = [delta_log.describe(t, settings) for t in TABLES]  # from the Delta logs, without a JVM
     if args.json:
         print(json.dumps(infos, indent=2, default=str))
         return 0

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from lakehouse.runtime import Parser, guarded
 
@@ -26,17 +29,31 @@ COMMANDS = {
 }
 
 
+def summary(module_name: str) -> str:
+    """First line of a job module's docstring, read from its source: importing it may load pyspark and mlflow."""
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(f"no job module {module_name}")
+    doc = ast.get_docstring(ast.parse(Path(spec.origin).read_text(), spec.origin)) or ""
+    return (doc.strip().splitlines() or [""])[0]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = Parser(prog="lakehouse", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    modules = {}
+    # The top-level parser has no options but --help, so the first word that is not one is the command;
+    # only its module is imported (the others cost seconds of imports for a listing of their names).
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    module = importlib.import_module(COMMANDS[chosen]) if chosen in COMMANDS else None
     for name, module_name in COMMANDS.items():
-        module = importlib.import_module(module_name)
-        summary = (module.__doc__ or "").strip().splitlines()[0]
-        module.add_arguments(sub.add_parser(name, help=summary, description=module.__doc__))
-        modules[name] = module
+        command_parser = sub.add_parser(name, help=summary(module_name))
+        if name == chosen and module is not None:
+            command_parser.description = module.__doc__
+            module.add_arguments(command_parser)
     args = parser.parse_args(argv)
-    return guarded(f"lakehouse {args.command}", lambda: modules[args.command].run(args))
+    assert module is not None  # parse_args exits unless the command is one of COMMANDS
+    return guarded(f"lakehouse {args.command}", lambda: module.run(args))
 
 
 if __name__ == "__main__":

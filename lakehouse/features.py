@@ -6,11 +6,14 @@ implementation of the features: an action changes the same columns the model was
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+
+# The actions are plain data in their own module, so that config loads without pyspark; named here as before.
+from lakehouse.actions import AS_PLANNED as AS_PLANNED
+from lakehouse.actions import Action
 
 LABEL = "units"
 # Numeric gold columns the model may use; columns that are null on every training row are dropped per run.
@@ -70,20 +73,6 @@ def filter_weeks(df: DataFrame, first: date | None, last: date | None) -> DataFr
     if last is not None:
         df = df.filter(F.col("week_start") <= F.lit(last))
     return df
-
-
-AS_PLANNED = "as_planned"
-
-
-@dataclass(frozen=True)
-class Action:
-    """A change to a row's plan: a relative price change and promotions switched on (or off)."""
-
-    name: str
-    price_change: float = 0.0
-    deal: bool | None = None
-    feature: bool | None = None
-    display: bool | None = None
 
 
 def _with_plan(df: DataFrame, price_change: Column, deal: Column, feature: Column, display: Column) -> DataFrame:

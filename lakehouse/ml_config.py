@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from lakehouse.features import AS_PLANNED, Action
+from lakehouse.actions import AS_PLANNED, Action
 from lakehouse.runtime import UsageError
 
 DEFAULTS = Path(__file__).with_name("defaults.yaml")

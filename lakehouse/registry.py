@@ -12,17 +12,16 @@ import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
-
-from lakehouse import delta_io
 from lakehouse.catalog import MODEL_AUDIT
 from lakehouse.config import Settings
 from lakehouse.contracts import load_contract
+from lakehouse.io import delta_log
 from lakehouse.runtime import DataError
-from lakehouse.schema import contract_ddl
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 
@@ -69,6 +68,9 @@ def alias_version(name: str, alias: str) -> str | None:
 
 
 def _append_event(spark: SparkSession, settings: Settings, event: Event, at: datetime) -> None:
+    from lakehouse import delta_io
+    from lakehouse.schema import contract_ddl
+
     event_id = uuid.uuid4().hex
     values = {
         **event.__dict__,
@@ -113,12 +115,26 @@ def move_alias(spark: SparkSession, settings: Settings, event: Event) -> None:
 
 def history(spark: SparkSession, settings: Settings, name: str) -> DataFrame:
     """The model's audit events, oldest first (an empty frame before the first event)."""
+    # pyspark only here and in the writes: `lakehouse models list|show|history` run without it.
+    from pyspark.sql import functions as F
+
+    from lakehouse import delta_io
+    from lakehouse.schema import contract_ddl
+
     if not delta_io.exists(spark, MODEL_AUDIT, settings):
         contract = load_contract(MODEL_AUDIT.contract, settings.contracts_dir)
         return spark.createDataFrame([], schema=contract_ddl(contract))
     return (
         delta_io.read(spark, MODEL_AUDIT, settings).filter(F.col("model_name") == name).orderBy("event_at", "event_id")
     )
+
+
+def history_records(settings: Settings, name: str) -> list[dict[str, Any]]:
+    """`history` as rows, read with delta-rs: for the commands that print it without starting Spark."""
+    if not delta_log.exists(MODEL_AUDIT, settings):
+        return []
+    events = delta_log.read_arrow(MODEL_AUDIT, settings, filters=[("model_name", "=", name)])
+    return delta_log.records(events.sort_by([("event_at", "ascending"), ("event_id", "ascending")]))
 
 
 def champion_chain(events: list[dict[str, Any]]) -> list[str]:

@@ -10,7 +10,6 @@ from datetime import date, datetime, timedelta
 from typing import NoReturn
 
 from lakehouse.contracts import ContractError
-from lakehouse.deliveries import DeliveryError
 
 
 class UsageError(ValueError):
@@ -61,9 +60,11 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (UsageError, 2),
     (ContractError, 2),
     (FileNotFoundError, 2),
-    (DeliveryError, 1),
     (DataError, 1),
 )
+# Errors of modules that import pyspark, by name: the commands that read without Spark must not load it
+# to map an error, and a module that was never imported cannot have raised its error.
+SPARK_SIDE_EXIT_CODES = (("lakehouse.deliveries", "DeliveryError", 1),)
 
 
 class Parser(argparse.ArgumentParser):
@@ -87,16 +88,23 @@ def run_main(
     return guarded(prog, lambda: run(args))
 
 
+def _loaded_error(module: str, name: str) -> type[BaseException] | None:
+    return getattr(sys.modules[module], name) if module in sys.modules else None
+
+
 def guarded(prog: str, fn: Callable[[], int]) -> int:
     """Call `fn`; known errors print `prog: error: ...` and return their exit code."""
-    from lakehouse.spark import SetupError  # pyspark import only when a job actually runs
-
     try:
         return fn()
-    except SetupError as exc:
-        print(f"{prog}: setup error: {exc}", file=sys.stderr)
-        return 3
-    except tuple(cls for cls, _ in EXIT_CODES) as exc:
-        code = next(code for cls, code in EXIT_CODES if isinstance(exc, cls))
+    except Exception as exc:
+        setup_error = _loaded_error("lakehouse.spark", "SetupError")  # only a Spark job can lack its setup
+        if setup_error is not None and isinstance(exc, setup_error):
+            print(f"{prog}: setup error: {exc}", file=sys.stderr)
+            return 3
+        loaded = [(_loaded_error(module, name), code) for module, name, code in SPARK_SIDE_EXIT_CODES]
+        known = [*EXIT_CODES, *((cls, code) for cls, code in loaded if cls is not None)]
+        code = next((code for cls, code in known if isinstance(exc, cls)), None)
+        if code is None:
+            raise
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return code

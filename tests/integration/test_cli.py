@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import pytest
 
 from lakehouse.catalog import TABLES
 from lakehouse.cli import COMMANDS, main
+from lakehouse.runtime import guarded
 from tests.conftest import write_csv
 
 
@@ -17,6 +19,48 @@ from tests.conftest import write_csv
 def test_every_job_module_runs_with_help(module):
     done = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, check=False)
     assert done.returncode == 0 and "usage:" in done.stdout
+
+
+# Runs `lakehouse ARGV` in a fresh interpreter; its last stderr line names the job modules it imported.
+LISTS_IMPORTED_JOBS = (
+    "import sys; from lakehouse.cli import main\n"
+    "try:\n    main(sys.argv[1:])\nfinally:\n"
+    "    print(sorted(m for m in sys.modules if m.startswith('jobs.')), file=sys.stderr)"
+)
+
+
+def test_help_lists_every_command_without_importing_the_jobs():
+    done = subprocess.run(
+        [sys.executable, "-c", LISTS_IMPORTED_JOBS, "--help"], capture_output=True, text=True, check=False
+    )
+    assert done.stderr.strip().splitlines()[-1] == "[]"
+    listed = " ".join(done.stdout.split())  # argparse wraps long summaries
+    for name, module in COMMANDS.items():
+        first_line = (importlib.import_module(module).__doc__ or "").strip().splitlines()[0]
+        assert f"{name} {first_line}" in listed
+
+
+def test_a_command_imports_only_its_own_job():
+    done = subprocess.run(
+        [sys.executable, "-c", LISTS_IMPORTED_JOBS, "tables", "--help"], capture_output=True, text=True, check=False
+    )
+    assert "--json" in done.stdout and "List every table" in done.stdout
+    assert done.stderr.strip().splitlines()[-1] == "['jobs.tables']"
+
+
+def test_errors_of_spark_side_modules_keep_their_exit_code(capsys):
+    from lakehouse.deliveries import DeliveryError
+
+    def refused() -> int:
+        raise DeliveryError("delivery d1 refused")
+
+    def broken() -> int:
+        raise KeyError("not one of the platform's errors")
+
+    assert guarded("lakehouse ingest", refused) == 1
+    assert capsys.readouterr().err == "lakehouse ingest: error: delivery d1 refused\n"
+    with pytest.raises(KeyError):
+        guarded("lakehouse ingest", broken)
 
 
 @pytest.mark.parametrize(

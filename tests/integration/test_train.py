@@ -64,7 +64,7 @@ def test_a_run_logs_metrics_lineage_and_artifacts_and_the_model_becomes_champion
     assert tags[f"lineage.{GOLD_FEATURES.name}.path"] == GOLD_FEATURES.path(settings)
     assert tags[f"lineage.{GOLD_FEATURES.name}.version"] == "0"
     assert tags["contract.gold_features.version"] == "1.1.0"
-    assert tags["spark_master"] == settings.spark_master and len(tags["git_commit"].split("+")[0]) == 40
+    assert tags["spark_master"] == spark.sparkContext.master and len(tags["git_commit"].split("+")[0]) == 40
     for key in (
         "holdout_wape",
         "holdout_rmse_log",

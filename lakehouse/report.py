@@ -1,0 +1,44 @@
+"""What the commands print about recommendations, the same whichever engine read them (Spark or Arrow).
+
+No pyspark here: `lakehouse recommendations` reads with delta-rs and must not pay for a JVM, while
+`lakehouse score` prints the same lines from the Spark frame it has just written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from lakehouse.actions import AS_PLANNED
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+TOP_COLUMNS = ("outlet_id", "product_id", "brand", "action", "lift_units", "lift_pct", "incremental_margin")
+# Largest lift first; ties by outlet then product, so two runs print the same list.
+TOP_ORDER = (("lift_units", "descending"), ("outlet_id", "ascending"), ("product_id", "ascending"))
+
+
+def top_lift_line(row: Mapping[str, Any]) -> str:
+    """One recommended action: outlet, product, brand, action, lift in units and percent, margin if known."""
+    margin = "" if row["incremental_margin"] is None else f", margin {row['incremental_margin']:+.2f}"
+    lift = f"+{row['lift_units']:.1f} units ({row['lift_pct']:+.1f}%)"
+    return f"  {row['outlet_id']} {row['product_id']} ({row['brand']}): {row['action']} {lift}{margin}"
+
+
+def print_top_lifts(rows: Iterable[Mapping[str, Any]]) -> None:
+    """Print rows already chosen and ordered as TOP_ORDER says (`top_lifts`, or score's Spark query)."""
+    for row in rows:
+        print(top_lift_line(row))
+
+
+def top_lifts(recommendations: pa.Table, top: int) -> list[dict[str, Any]]:
+    """The `top` rows with an action, largest lift first (the Arrow form of score's bounded Spark query).
+
+    The contract requires lift_units and the keys, so Arrow's and Spark's null placements never differ here.
+    """
+    import pyarrow.compute as pc
+
+    recommended = recommendations.filter(pc.field("action") != AS_PLANNED)
+    ordered = recommended.sort_by(list(TOP_ORDER)).select(list(TOP_COLUMNS))
+    return ordered.slice(0, max(top, 0)).to_pylist()
