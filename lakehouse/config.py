@@ -38,17 +38,17 @@ class Settings:
 
 
 LOG4J_CONFIG = REPO_ROOT / "lakehouse" / "log4j2.properties"
-# On a local master the driver JVM runs the tasks too, of jobs that last seconds to minutes on one machine's
-# data: there C2's compilation costs more than it saves, and C1 alone halved a cold one-file ingest (25 s ->
-# 12 s, bench/RESULTS.md). A cluster's driver keeps the JVM's default. LAKEHOUSE_DRIVER_JAVA_OPTIONS replaces it.
-LOCAL_JIT = "-XX:TieredStopAtLevel=1"
+# Extra options for the driver JVM, e.g. `-XX:TieredStopAtLevel=1` (C1 only): it halved a cold one-file ingest
+# (bench/RESULTS.md), but a `make test` with it on was far slower (half the suite in 48 min, against 44 min for
+# all of it before; long-lived sessions need C2), so it is a per-deployment choice, not a default.
+JAVA_OPTIONS_ENV = "LAKEHOUSE_DRIVER_JAVA_OPTIONS"
 
 
-def driver_java_options(settings: Settings, master: str, env: dict[str, str] | None = None) -> str:
-    """The Spark driver's JVM options: Derby and log4j set up under the home, and the JIT choice above."""
+def driver_java_options(settings: Settings, env: dict[str, str] | None = None) -> str:
+    """The Spark driver's JVM options: Derby and log4j set up under the home, plus LAKEHOUSE_DRIVER_JAVA_OPTIONS."""
     env = dict(os.environ) if env is None else env
-    jit = env.get("LAKEHOUSE_DRIVER_JAVA_OPTIONS", LOCAL_JIT if master.startswith("local") else "")
-    return f"-Dderby.system.home={settings.home / 'derby'} -Dlog4j.configurationFile={LOG4J_CONFIG} {jit}".strip()
+    extra = env.get(JAVA_OPTIONS_ENV, "")
+    return f"-Dderby.system.home={settings.home / 'derby'} -Dlog4j.configurationFile={LOG4J_CONFIG} {extra}".strip()
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:

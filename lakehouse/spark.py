@@ -79,7 +79,7 @@ def get_spark(
         "spark.sql.shuffle.partitions": os.environ.get("LAKEHOUSE_SHUFFLE_PARTITIONS", "8"),
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.warehouse.dir": str(settings.home / "spark-warehouse"),
-        "spark.driver.extraJavaOptions": driver_java_options(settings, settings.spark_master),
+        "spark.driver.extraJavaOptions": driver_java_options(settings),
         # Schema changes only where a write asks for them (mergeSchema on bronze appends and rebuilds).
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         **s3a_conf(),
