@@ -25,8 +25,8 @@ def ingest_references(spark: SparkSession, settings: Settings, refs: dict[str, P
     ingest(spark, settings, "products", refs["products"])
 
 
-def build(spark: SparkSession, settings: Settings, first: date, last: date) -> dict:
-    return build_weeks(spark, settings, first, last, Progress("test-build"))
+def build(spark: SparkSession, settings: Settings, first: date, last: date, force: bool = False) -> dict:
+    return build_weeks(spark, settings, first, last, Progress("test-build"), force=force)
 
 
 def table(spark: SparkSession, settings: Settings, t: Table) -> DataFrame:

@@ -24,12 +24,8 @@ from lakehouse.config import Settings, load_settings
 from lakehouse.io import delta_log
 from lakehouse.ml_config import load_ml_config
 from tests.conftest import write_csv
-from tests.integration import test_s3
+from tests.integration.conftest import BUCKET, KEY, SECRET
 from tests.integration.helpers import build, ingest, ingest_references
-from tests.integration.test_s3 import BUCKET, KEY, SECRET
-
-# The local S3 server and its bucket, with the shared session's S3A pointed at them.
-s3_endpoint, s3 = test_s3.s3_endpoint, test_s3.s3
 
 # Runs the CLI and says on stderr's last line which of pyspark and the Spark session module it loaded.
 RUNNER = (
