@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
-import importlib
 from collections.abc import Sequence
 from datetime import date
 from functools import reduce
-from pathlib import Path
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -31,6 +28,7 @@ from lakehouse.catalog import (
 from lakehouse.config import Settings, load_settings
 from lakehouse.contracts import Contract, load_contract
 from lakehouse.gold import affected_feature_weeks, build_features, build_sales_weekly, feature_input_weeks
+from lakehouse.lineage import code_id
 from lakehouse.runtime import DataError, Progress, iso_date, run_main, week_range
 from lakehouse.schema import select_contract
 from lakehouse.silver import (
@@ -214,13 +212,6 @@ REFERENCE_TABLES = (SILVER_OUTLETS, SILVER_PRODUCTS)
 BUILD_CODE = ("jobs.build", "lakehouse.silver", "lakehouse.gold", "lakehouse.schema", "lakehouse.pii")
 
 
-def _code_id() -> str:
-    digest = hashlib.sha256()
-    for name in BUILD_CODE:
-        digest.update(Path(importlib.import_module(name).__file__ or "").read_bytes())
-    return digest.hexdigest()[:12]
-
-
 def _sales_source(spark: SparkSession, settings: Settings, bronze_version: int, key_id: str) -> str:
     """Lineage of a silver sales and gold build: everything the weeks' content is a function of.
 
@@ -230,7 +221,7 @@ def _sales_source(spark: SparkSession, settings: Settings, bronze_version: int, 
     silver = _source(BRONZE_SALES, bronze_version, SILVER_SALES, key_id)
     references = " ".join(f"{t.name}@v{delta_io.version(spark, t, settings)}" for t in REFERENCE_TABLES)
     gold = " ".join(f"{t.name} {load_contract(t.contract).version}" for t in (GOLD_SALES_WEEKLY, GOLD_FEATURES))
-    return f"{silver}; {references}; contracts {gold}; code {_code_id()}"
+    return f"{silver}; {references}; contracts {gold}; code {code_id(BUILD_CODE)}"
 
 
 def sales_inputs(spark: SparkSession, settings: Settings) -> tuple[int, str]:

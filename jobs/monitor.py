@@ -37,6 +37,7 @@ from lakehouse.config import Settings, load_settings
 from lakehouse.contracts import load_contract
 from lakehouse.evaluation import regression_metrics
 from lakehouse.features import CATEGORICAL_FEATURES, KEYS, LABEL, PROMO_FEATURES
+from lakehouse.lineage import code_id, inputs_id
 from lakehouse.ml_config import MLConfig, load_ml_config
 from lakehouse.monitoring import (
     Check,
@@ -188,8 +189,8 @@ def measure(
     return checks + reports.checks, reports.snapshots
 
 
-def _rows(checks: list[Check], week: date, ref: Reference, run_id: str | None) -> list[tuple]:
-    """gold_monitoring rows in contract order; the run id is last."""
+def _rows(checks: list[Check], week: date, ref: Reference, inputs: str, run_id: str | None) -> list[tuple]:
+    """gold_monitoring rows in contract order."""
     contract = load_contract(GOLD_MONITORING.contract)
     fixed = {
         "week_start": week,
@@ -197,16 +198,65 @@ def _rows(checks: list[Check], week: date, ref: Reference, run_id: str | None) -
         "model_version": ref.model_version,
         "reference": ref.label,
         "monitor_run_id": run_id,
+        "inputs": inputs,
     }
     return [tuple({**fixed, **c.__dict__}[col.name] for col in contract.columns) for c in checks]
 
 
-def _stored(spark: SparkSession, settings: Settings, week: date) -> set[tuple] | None:
-    """The week's stored rows without the run id (None when the week was never monitored)."""
+def _comparable(rows: list[tuple]) -> set[tuple]:
+    """Rows without the MLflow run id (a re-run that measures the same has another run)."""
+    at = [c.name for c in load_contract(GOLD_MONITORING.contract).columns].index("monitor_run_id")
+    return {r[:at] + r[at + 1 :] for r in rows}
+
+
+def _stored(spark: SparkSession, settings: Settings, week: date) -> list[tuple] | None:
+    """The week's stored rows in contract order (None when the week was never monitored)."""
     if not delta_io.exists(spark, GOLD_MONITORING, settings):
         return None
-    rows = delta_io.read(spark, GOLD_MONITORING, settings).filter(F.col("week_start") == F.lit(week)).collect()
-    return {tuple(r)[:-1] for r in rows} if rows else None
+    columns = [c.name for c in load_contract(GOLD_MONITORING.contract).columns]
+    week_df = delta_io.read(spark, GOLD_MONITORING, settings).filter(F.col("week_start") == F.lit(week))
+    if not set(columns) <= set(week_df.columns):
+        return None  # written under an older contract: measure again
+    rows = week_df.select(*columns).collect()
+    return [tuple(r) for r in rows] if rows else None
+
+
+# Rows that are not measured against the reference: data health of the layers and the decision.
+NOT_MEASURED = ("freshness", "volume", "retraining")
+# The code the measured rows are a function of.
+MONITOR_CODE = (
+    "jobs.monitor",
+    "lakehouse.monitoring",
+    "lakehouse.evaluation",
+    "lakehouse.modeling",
+    "lakehouse.features",
+)
+
+
+def measure_inputs(spark: SparkSession, settings: Settings, config: MLConfig, week: date, ref: Reference) -> str:
+    """Everything `measure` is a function of, as one id: the champion (and so its reference), the week's
+    features, contracts, the monitoring and retraining config, and the code."""
+    parts = {
+        "week": week,
+        "model": f"{ref.model_name}/{ref.model_version}/{ref.run_id}",
+        "features": delta_io.version(spark, GOLD_FEATURES, settings),
+        "contracts": {t.name: load_contract(t.contract).version for t in (GOLD_FEATURES, GOLD_MONITORING)},
+        "config": {"monitoring": config.monitoring, "retraining": config.retraining},
+        "code": code_id(MONITOR_CODE),
+    }
+    return inputs_id(parts)
+
+
+def _measured_before(stored: list[tuple] | None, inputs: str) -> list[Check] | None:
+    """The stored measured rows as checks, when all the week's rows were measured from `inputs`."""
+    if not stored:
+        return None
+    names = [c.name for c in load_contract(GOLD_MONITORING.contract).columns]
+    rows = [dict(zip(names, r, strict=True)) for r in stored]
+    if any(r["inputs"] != inputs for r in rows):
+        return None
+    fields = ("check_name", "metric", "column_name", "value", "threshold", "status")
+    return [Check(*(r[f] for f in fields)) for r in rows if r["check_name"] not in NOT_MEASURED]
 
 
 def _earlier_requests(spark: SparkSession, settings: Settings, name: str) -> list[tuple[date, list[str]]]:
@@ -281,24 +331,43 @@ def _publish(
     return run.info.run_id
 
 
+def _assess(
+    health: list[Check], measured: list[Check], earlier: list, week: date, config: MLConfig
+) -> tuple[list[Check], Decision]:
+    """The week's checks and the decision they lead to."""
+    checks = health + measured
+    decision = decide(checks, earlier, week, config.retraining)
+    return checks + decision_checks(decision), decision
+
+
 def monitor_week(
     spark: SparkSession, settings: Settings, config: MLConfig, week: date, progress: Progress
 ) -> tuple[Decision, str | None]:
-    """Measure, decide, write the week (unless it is unchanged) and record a request; (decision, request id)."""
+    """Measure, decide, write the week (unless it is unchanged) and record a request; (decision, request id).
+
+    Data health and the decision are always recomputed; the measured rows (Evidently, drift, quality) are
+    reused when the week was measured from the same inputs (`measure_inputs`) and nothing else changed.
+    """
     ref = champion_reference(config.registry.model_name, config.monitoring.reference_weeks)
     progress(f"monitoring week {week} against {ref.model_name} v{ref.model_version} (@champion), reference {ref.label}")
-    checks = data_health(spark, settings, config, week)
+    inputs = measure_inputs(spark, settings, config, week, ref)
+    health = data_health(spark, settings, config, week)
+    earlier = _earlier_requests(spark, settings, ref.model_name)
+    stored = _stored(spark, settings, week)
+    reused = _measured_before(stored, inputs)
+    if reused is not None:
+        checks, decision = _assess(health, reused, earlier, week, config)
+        if stored is not None and _comparable(stored) == _comparable(_rows(checks, week, ref, inputs, None)):
+            progress(f"kept week {week} in {GOLD_MONITORING.name}: measured from the same inputs (id {inputs})")
+            return _request_and_decision(spark, settings, ref, week, decision, None, progress)
     measured, snapshots = measure(spark, settings, config, week, ref, progress)
     if not measured:
         progress(f"week {week} is not in {GOLD_FEATURES.name}: nothing to compare, data health only")
-    checks += measured
-    decision = decide(checks, _earlier_requests(spark, settings, ref.model_name), week, config.retraining)
-    checks += decision_checks(decision)
-    stored = _stored(spark, settings, week)
+    checks, decision = _assess(health, measured, earlier, week, config)
     reports = [settings.reports_dir / week.isoformat() / f"{n}.html" for n in snapshots]
     if (
         stored is not None
-        and stored == {r[:-1] for r in _rows(checks, week, ref, None)}
+        and _comparable(stored) == _comparable(_rows(checks, week, ref, inputs, None))
         and all(p.exists() for p in reports)
     ):
         progress(f"kept week {week} in {GOLD_MONITORING.name} (same result)")
@@ -306,11 +375,24 @@ def monitor_week(
     else:
         run_id = _publish(settings, config, week, ref, checks, snapshots)
         df = spark.createDataFrame(
-            _rows(checks, week, ref, run_id), schema=contract_ddl(load_contract(GOLD_MONITORING.contract))
+            _rows(checks, week, ref, inputs, run_id), schema=contract_ddl(load_contract(GOLD_MONITORING.contract))
         )
         delta_io.replace_where(df, GOLD_MONITORING, settings, f"week_start = '{week.isoformat()}'")
         where = f" and {len(reports)} reports in {reports[0].parent}" if reports else ""
         progress(f"wrote {len(checks)} rows for week {week} to {GOLD_MONITORING.name}{where} (MLflow run {run_id})")
+    return _request_and_decision(spark, settings, ref, week, decision, run_id, progress)
+
+
+def _request_and_decision(
+    spark: SparkSession,
+    settings: Settings,
+    ref: Reference,
+    week: date,
+    decision: Decision,
+    run_id: str | None,
+    progress: Progress,
+) -> tuple[Decision, str | None]:
+    """Record the week's retraining request (once) and write decision.json; (decision, request id)."""
     rid = None
     if decision.retrain:
         rid, new = record_request(spark, settings, ref, week, decision, run_id)

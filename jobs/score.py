@@ -20,10 +20,11 @@ from lakehouse import delta_io, registry, report, tracking
 from lakehouse.catalog import GOLD_FEATURES, GOLD_RECOMMENDATIONS, GOLD_SALES_WEEKLY, SILVER_OUTLETS, SILVER_PRODUCTS
 from lakehouse.config import Settings, load_settings
 from lakehouse.contracts import load_contract
+from lakehouse.lineage import code_id, inputs_id
 from lakehouse.ml_config import MLConfig, load_ml_config
 from lakehouse.runtime import DataError, Progress, iso_date, monday, run_main
 from lakehouse.schema import select_contract
-from lakehouse.scoring import Rules, build_scoring_rows, coverage, in_holdout, recommend, score_candidates
+from lakehouse.scoring import Rules, build_scoring_rows, coverage, in_holdout, recommend, score_candidates, summary
 from lakehouse.spark import get_spark
 
 
@@ -44,21 +45,70 @@ def champion(name: str) -> Any:
         ) from None
 
 
-def score_week(spark: SparkSession, settings: Settings, config: MLConfig, week: date, progress: Progress) -> dict:
-    """Build the week's scoring rows, score every candidate action, choose, check coverage and write."""
-    import mlflow.spark
+# The code a scored week is a function of (with the champion's own pipeline, named by its version).
+SCORE_CODE = ("jobs.score", "lakehouse.scoring", "lakehouse.features", "lakehouse.actions", "lakehouse.gold")
+# The tables scoring reads; their Delta versions are part of a week's inputs.
+SCORE_TABLES = (GOLD_SALES_WEEKLY, SILVER_OUTLETS, SILVER_PRODUCTS)
 
+
+def score_inputs(
+    spark: SparkSession, settings: Settings, config: MLConfig, week: date, version: Any
+) -> tuple[str, dict[str, int]]:
+    """Everything a week's recommendations are a function of, as one id (`inputs` on every row), and the
+    Delta versions of the tables it read (scoring reads those versions)."""
+    tables = {t.name: delta_io.version(spark, t, settings) for t in SCORE_TABLES}
+    parts = {
+        "week": week,
+        "model": f"{version.name}/{version.version}/{version.run_id}",
+        "tables": tables,
+        "contracts": {
+            t.name: load_contract(t.contract, settings.contracts_dir).version
+            for t in (GOLD_FEATURES, GOLD_RECOMMENDATIONS)
+        },
+        "config": {"scoring": config.scoring, "experiment": config.experiment},
+        "code": code_id(SCORE_CODE),
+    }
+    return inputs_id(parts), tables
+
+
+def _scored_from(spark: SparkSession, settings: Settings, week: date) -> set[str | None]:
+    """The `inputs` ids of the week's stored recommendations (empty when the week was never scored)."""
+    if not delta_io.exists(spark, GOLD_RECOMMENDATIONS, settings):
+        return set()
+    week_df = delta_io.read(spark, GOLD_RECOMMENDATIONS, settings).filter(F.col("week_start") == F.lit(week))
+    if "inputs" not in week_df.columns:
+        return {None}
+    return {r["inputs"] for r in week_df.select("inputs").distinct().collect()}
+
+
+def score_week(spark: SparkSession, settings: Settings, config: MLConfig, week: date, progress: Progress) -> dict:
+    """Build the week's scoring rows, score every candidate action, choose, check coverage and write.
+
+    A week already scored from the same inputs (`score_inputs`) is read back, not recomputed.
+    """
     name = config.registry.model_name
     version = champion(name)
+    inputs, tables = score_inputs(spark, settings, config, week, version)
+    if _scored_from(spark, settings, week) == {inputs}:
+        stored = delta_io.read(spark, GOLD_RECOMMENDATIONS, settings).filter(F.col("week_start") == F.lit(week))
+        counts = summary(stored)
+        progress(
+            f"kept {counts['rows']} recommendations for week {week} in {GOLD_RECOMMENDATIONS.name}: scored from "
+            f"the same inputs ({name} version {version.version}, tables, config and code; id {inputs})"
+        )
+        return {**counts, "recommendations": stored}
+
+    import mlflow.spark
+
     model = mlflow.spark.load_model(f"models:/{name}/{version.version}")
     progress(f"scoring week {week} with {name} version {version.version} (@champion, run {version.run_id})")
 
-    weekly_version = delta_io.version(spark, GOLD_SALES_WEEKLY, settings)
+    weekly_version = tables[GOLD_SALES_WEEKLY.name]
     weekly_df = delta_io.read(spark, GOLD_SALES_WEEKLY, settings, weekly_version)
-    products_df = delta_io.read(spark, SILVER_PRODUCTS, settings)
+    products_df = delta_io.read(spark, SILVER_PRODUCTS, settings, tables[SILVER_PRODUCTS.name])
     rows = build_scoring_rows(
         weekly_df,
-        delta_io.read(spark, SILVER_OUTLETS, settings),
+        delta_io.read(spark, SILVER_OUTLETS, settings, tables[SILVER_OUTLETS.name]),
         products_df,
         load_contract(GOLD_FEATURES.contract, settings.contracts_dir),
         week,
@@ -93,7 +143,8 @@ def score_week(spark: SparkSession, settings: Settings, config: MLConfig, week: 
         .withColumn("model_name", F.lit(name))
         .withColumn("model_version", F.lit(str(version.version)))
         .withColumn("model_run_id", F.lit(version.run_id))
-        .withColumn("features_version", F.lit(weekly_version)),
+        .withColumn("features_version", F.lit(weekly_version))
+        .withColumn("inputs", F.lit(inputs)),
         contract,
     ).persist(StorageLevel.MEMORY_AND_DISK)
     counts = coverage(recommendations, expected)  # fails the job before anything is written
@@ -114,12 +165,12 @@ def _already_scored(spark: SparkSession, settings: Settings, recommendations: Da
     """True when the week's rows already equal these, apart from the sales history's Delta version.
 
     A rebuild that changed nothing writes a new version of gold_sales_weekly; re-scoring on it must
-    not rewrite the week (the rows keep pointing at the earlier, identical version).
+    not rewrite the week (the rows keep pointing at the earlier, identical version and inputs).
     """
     if not delta_io.exists(spark, GOLD_RECOMMENDATIONS, settings):
         return False
     existing = delta_io.read(spark, GOLD_RECOMMENDATIONS, settings).filter(predicate)
-    columns = [c for c in recommendations.columns if c != "features_version"]
+    columns = [c for c in recommendations.columns if c not in ("features_version", "inputs")]
     if set(existing.columns) != set(recommendations.columns):
         return False
     return delta_io.fingerprint(existing.select(*columns)) == delta_io.fingerprint(recommendations.select(*columns))

@@ -219,11 +219,8 @@ def recommend(scored_df: DataFrame, actions: list[Action], rules: Rules) -> Data
     )
 
 
-def coverage(recommendations_df: DataFrame, expected_items: int) -> dict[str, int]:
-    """Counts that must hold for a scored week: one row per expected item, all predictions valid.
-
-    Raises DataError with the counts when any does not. One aggregation over the recommendations.
-    """
+def summary(recommendations_df: DataFrame) -> dict[str, int]:
+    """A scored week's counts (one aggregation): rows, distinct items, invalid predictions, recommended, holdout."""
     bad = F.exists(
         "candidates",
         lambda c: c[PREDICTION].isNull() | F.isnan(c[PREDICTION]) | (c[PREDICTION] < F.lit(0.0)),
@@ -236,7 +233,15 @@ def coverage(recommendations_df: DataFrame, expected_items: int) -> dict[str, in
         F.sum(F.col("in_holdout").cast("int")).alias("holdout_items"),
     ).first()
     assert row is not None
-    counts = {k: int(row[k] or 0) for k in row.asDict()} | {"expected_items": expected_items}
+    return {k: int(row[k] or 0) for k in row.asDict()}
+
+
+def coverage(recommendations_df: DataFrame, expected_items: int) -> dict[str, int]:
+    """Counts that must hold for a scored week: one row per expected item, all predictions valid.
+
+    Raises DataError with the counts when any does not.
+    """
+    counts = summary(recommendations_df) | {"expected_items": expected_items}
     problems = []
     if counts["rows"] != expected_items:
         problems.append(f"{counts['rows']} recommendations for {expected_items} active outlet x product")

@@ -8,7 +8,10 @@ order a team would live it; each test then checks one step of it.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
+from contextlib import redirect_stdout
+from dataclasses import replace
 from datetime import date, timedelta
 from html.parser import HTMLParser
 from typing import Any
@@ -93,7 +96,12 @@ def scenario(spark, tmp_path_factory) -> Iterator[dict[str, Any]]:
         build(spark, settings, week(37), week(37))
         steps["drift"] = monitor_week(36), requests()
         steps["monitoring_version"] = delta_io.version(spark, GOLD_MONITORING, settings)
-        steps["again"] = monitor_week(36), requests()
+        with redirect_stdout(io.StringIO()) as said:
+            steps["again"] = monitor_week(36), requests()
+        steps["again_said"] = said.getvalue()
+        ref = monitor.champion_reference(NAME, config.monitoring.reference_weeks)
+        other = replace(config, monitoring=replace(config.monitoring, sample_rows=1000))
+        steps["inputs"] = [monitor.measure_inputs(spark, settings, c, week(36), ref) for c in (config, config, other)]
         steps["monitoring_version_again"] = delta_io.version(spark, GOLD_MONITORING, settings)
         steps["cooldown"] = monitor_week(37), requests()
         steps["not_landed"] = monitor_week(WEEKS), requests()  # a week nobody delivered yet
@@ -147,6 +155,10 @@ def test_rerunning_a_week_changes_nothing(scenario):
     assert decision.retrain and request == scenario["drift"][0][1]  # the same request, not a new one
     assert len(requests) == 1
     assert scenario["monitoring_version_again"] == scenario["monitoring_version"]
+    # Measured from the same inputs: Evidently did not run again.
+    assert "measured from the same inputs" in scenario["again_said"] and "Evidently on" not in scenario["again_said"]
+    same, again, other_config = scenario["inputs"]
+    assert same == again != other_config  # a changed monitoring config measures the week again
 
 
 def test_a_second_drifted_week_within_the_cooldown_requests_nothing(scenario):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
@@ -120,6 +121,26 @@ def test_rescoring_a_week_replaces_that_week_only(spark, world):
         .collect()
     }
     assert weeks == {earlier: OUTLETS * PRODUCTS, TARGET: OUTLETS * PRODUCTS}
+
+
+def test_a_week_scored_from_the_same_inputs_is_kept_and_a_config_change_rescores_it(spark, world, capsys):
+    settings, config, _ = world
+    inputs, _ = score.score_inputs(spark, settings, config, TARGET, score.champion(NAME))
+    before = _week(spark, settings, TARGET).localCheckpoint()
+    assert {r.inputs for r in before.select("inputs").distinct().collect()} == {inputs}
+    written = delta_io.version(spark, GOLD_RECOMMENDATIONS, settings)
+    capsys.readouterr()
+    kept = score.score_week(spark, settings, config, TARGET, Progress("test"))
+    assert "scored from the same inputs" in capsys.readouterr().out  # the model was not even loaded
+    assert kept["rows"] == OUTLETS * PRODUCTS and delta_io.version(spark, GOLD_RECOMMENDATIONS, settings) == written
+
+    # A rule changed in config is a new input: the week is scored again under it, then back.
+    strict = replace(config, scoring=replace(config.scoring, min_lift_pct=config.scoring.min_lift_pct + 1e6))
+    assert score.score_week(spark, settings, strict, TARGET, Progress("test"))["recommended"] == 0
+    assert "scored from the same inputs" not in capsys.readouterr().out
+    assert delta_io.version(spark, GOLD_RECOMMENDATIONS, settings) == written + 1
+    score.score_week(spark, settings, config, TARGET, Progress("test"))
+    assert_same_content(_week(spark, settings, TARGET), before)
 
 
 def test_measured_lift_covers_the_true_effect_of_the_recommendations(spark, world):
