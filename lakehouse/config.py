@@ -44,11 +44,27 @@ LOG4J_CONFIG = REPO_ROOT / "lakehouse" / "log4j2.properties"
 JAVA_OPTIONS_ENV = "LAKEHOUSE_DRIVER_JAVA_OPTIONS"
 
 
-def driver_java_options(settings: Settings, env: dict[str, str] | None = None) -> str:
-    """The Spark driver's JVM options: Derby and log4j set up under the home, plus LAKEHOUSE_DRIVER_JAVA_OPTIONS."""
+# A class-data-sharing archive of the classes a Spark job loads (the JDK's dynamic CDS), made at setup by
+# `make jvm-archive` (scripts/jvm_archive.py): a driver JVM on this machine maps them from one file instead
+# of loading and verifying them from the jars one by one. A JVM whose class path differs ignores it.
+JVM_ARCHIVE_ENV = "LAKEHOUSE_JVM_ARCHIVE"
+
+
+def jvm_archive(env: dict[str, str] | None = None) -> Path:
     env = dict(os.environ) if env is None else env
-    extra = env.get(JAVA_OPTIONS_ENV, "")
-    return f"-Dderby.system.home={settings.home / 'derby'} -Dlog4j.configurationFile={LOG4J_CONFIG} {extra}".strip()
+    return Path(env.get(JVM_ARCHIVE_ENV, REPO_ROOT / ".cache" / "jvm" / "spark.jsa"))
+
+
+def driver_java_options(settings: Settings, env: dict[str, str] | None = None, master: str | None = None) -> str:
+    """The Spark driver's JVM options: Derby and log4j set up under the home, the class archive when the
+    driver runs on this machine and setup made one, plus LAKEHOUSE_DRIVER_JAVA_OPTIONS."""
+    env = dict(os.environ) if env is None else env
+    options = [f"-Dderby.system.home={settings.home / 'derby'}", f"-Dlog4j.configurationFile={LOG4J_CONFIG}"]
+    archive = jvm_archive(env)
+    if archive.is_file() and not (master or settings.spark_master).startswith(("k8s://", "yarn")):
+        # -Xshare:auto (the default): a stale archive is skipped; its notices stay off the job's output.
+        options += [f"-XX:SharedArchiveFile={archive}", "-Xlog:cds=off", "-Xlog:cds+dynamic=off"]
+    return " ".join([*options, env.get(JAVA_OPTIONS_ENV, "")]).strip()
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:

@@ -201,7 +201,7 @@ class SparkJob(SparkSubmitOperator):
         if not jars:
             raise RuntimeError(f"no Spark jars in {settings.jars_dir}: run `make jars` (or set LAKEHOUSE_JARS_DIR)")
         self.application, self.jars = submit_paths(jars, os.environ)
-        java_options = driver_java_options(settings)
+        java_options = driver_java_options(settings, master=master)
         self.conf = {"spark.driver.extraJavaOptions": java_options, **(self.conf or {})}
         self.env_vars = {**env, **(self.env_vars or {})}
         super().execute(context)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lakehouse.config import load_settings
+from lakehouse.config import driver_java_options, load_settings
 from lakehouse.runtime import guarded
 from lakehouse.spark import SetupError, _check_java, jar_paths
 
@@ -29,3 +29,16 @@ def test_setup_errors_exit_3_with_one_line(capsys):
 
     assert guarded("lakehouse build", fail) == 3
     assert capsys.readouterr().err == "lakehouse build: setup error: Java not found: install OpenJDK 17\n"
+
+
+def test_local_drivers_map_the_class_archive_when_setup_made_one(tmp_path):
+    archive = tmp_path / "spark.jsa"
+    env = {"LAKEHOUSE_HOME": str(tmp_path), "LAKEHOUSE_JVM_ARCHIVE": str(archive)}
+    settings = load_settings(env)
+    assert "SharedArchiveFile" not in driver_java_options(settings, env)  # none made yet
+    archive.write_bytes(b"an archive")
+    assert f"-XX:SharedArchiveFile={archive}" in driver_java_options(settings, env).split()
+    # A driver pod on Kubernetes has another file system: it gets no path of this machine.
+    assert "SharedArchiveFile" not in driver_java_options(settings, env, master="k8s://https://kube:443")
+    extra = {**env, "LAKEHOUSE_DRIVER_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1"}
+    assert driver_java_options(settings, extra).endswith("-XX:TieredStopAtLevel=1")
