@@ -51,8 +51,8 @@ $(LAKEHOUSE_JARS_DIR)/.complete: scripts/jars.pom.xml scripts/fetch_jars.sh
 
 # The driver JVM's class-data-sharing archive (scripts/jvm_archive.py): a warm-up job's classes in one file that
 # every later Spark driver on this machine maps (about 6 s less per JVM start, bench/RESULTS.md).
-jvm-archive: $(LAKEHOUSE_JVM_ARCHIVE)
-$(LAKEHOUSE_JVM_ARCHIVE): $(LAKEHOUSE_JARS_DIR)/.complete $(VENV)/.installed scripts/jvm_archive.py
+# Remade only when the JDK, pyspark or the jars changed (the script compares what it was made from).
+jvm-archive: venv jars
 	$(BIN)/python scripts/jvm_archive.py
 
 data: $(DOMINICKS)/.complete

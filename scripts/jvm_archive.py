@@ -4,12 +4,15 @@ A warm-up job runs in a fresh driver JVM started with `-XX:ArchiveClassesAtExit`
 synthetic delivery, ingests and builds it (CSV reads, Delta writes and reads, shuffles, the job code's
 usual classes). When that JVM exits, the JDK writes every class it loaded beyond its own base archive
 to one file; later drivers map it (lakehouse.config.driver_java_options) instead of loading those classes
-from the jars. The archive is tied to this JDK and class path; `make` remakes it when the jars change.
+from the jars. The archive is tied to this JDK and class path: it is remade when the JDK, pyspark or the
+jars change (the JVM itself ignores an archive that does not match, so a stale one only costs time).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lakehouse.config import JAVA_OPTIONS_ENV, JVM_ARCHIVE_ENV, jvm_archive  # noqa: E402
+from lakehouse.config import JAVA_OPTIONS_ENV, JVM_ARCHIVE_ENV, jvm_archive, load_settings  # noqa: E402
 
 WARM_UP = """
 import os
@@ -36,8 +39,25 @@ print("driver-jvm-pid", get_spark()._jvm.java.lang.ProcessHandle.current().pid()
 """
 
 
+def made_from() -> str:
+    """What the archive depends on: the JDK build, pyspark's version (its jars) and the platform's jars."""
+    from importlib.metadata import version
+
+    java = (
+        shutil.which("java", path=os.path.join(os.environ["JAVA_HOME"], "bin")) if "JAVA_HOME" in os.environ else "java"
+    )
+    jdk = subprocess.run([java or "java", "-version"], capture_output=True, text=True).stderr
+    jars = sorted(f"{p.name}:{p.stat().st_size}" for p in load_settings().jars_dir.glob("*.jar"))
+    return hashlib.sha256("\n".join([jdk, version("pyspark"), *jars]).encode()).hexdigest()
+
+
 def main() -> int:
     archive = jvm_archive()
+    stamp = archive.with_name(archive.name + ".made-from")
+    inputs = made_from()
+    if archive.is_file() and stamp.is_file() and stamp.read_text() == inputs:
+        print(f"jvm-archive: {archive} is up to date")
+        return 0
     archive.parent.mkdir(parents=True, exist_ok=True)
     partial = archive.with_name(archive.name + ".partial")
     partial.unlink(missing_ok=True)
@@ -64,6 +84,7 @@ def main() -> int:
         print(f"jvm-archive: the warm-up JVM wrote no archive at {partial}", file=sys.stderr)
         return 1
     partial.replace(archive)
+    stamp.write_text(inputs)
     print(f"jvm-archive: {archive} ({archive.stat().st_size / 1e6:.0f} MB)")
     return 0
 
