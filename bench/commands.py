@@ -9,7 +9,9 @@ home (Dominick's), and single CLI commands on that home, each timed by /usr/bin/
   With --spark-submit, a third run on another fresh home with every Spark task a spark-submit (the production
   path), and its top recommendations against the in-process run's.
 - commands: `lakehouse tables`, `models list`, `recommendations` on the make-run home; `ingest` of a one-file
-  delivery into a fresh home.
+  delivery into a fresh home, with the JVM class archive setup made (`make jvm-archive`) and without it
+  (the two alternate, twice; the better of each is kept).
+- where make run's time goes: each task's seconds as it printed them, per run.
 
 Usage: python -m bench.commands [--results bench/RESULTS.md] [--spark-submit]
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -92,6 +95,15 @@ def top(stdout: str) -> list[str]:
     return [line for line in lines[start + 1 :] if line.strip()]
 
 
+TASK_LINE = re.compile(r"\] +(\w+)\.(\w+): (\w+)(?: in (\d+)s)?$")
+
+
+def task_times(stdout: str) -> list[tuple[str, str]]:
+    """(dag.task, seconds or state) in the order make run printed them."""
+    found = (TASK_LINE.search(line) for line in stdout.splitlines())
+    return [(f"{m[1]}.{m[2]}", m[4] or m[3]) for m in found if m]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, help="write the tables into this file's `commands` section")
@@ -121,10 +133,16 @@ def main() -> int:
     one = work / "one-file" / "sales"
     one.mkdir(parents=True, exist_ok=True)
     (one / "sales.csv").write_text("outlet_id,product_id,sale_date,units,unit_price\nS1,P1,2024-01-02,3,2.5\n")
-    fresh = {"LAKEHOUSE_HOME": str(work / "one-file-home")}
-    commands["lakehouse ingest (one-file delivery, fresh home)"] = timed(
-        [lakehouse, "ingest", "--source", str(one)], fresh
-    )
+    ingests: dict[str, list[dict]] = {"with": [], "without": []}
+    for _ in range(2):
+        for archive in ingests:
+            fresh = work / "one-file-home"
+            shutil.rmtree(fresh, ignore_errors=True)
+            env = {"LAKEHOUSE_HOME": str(fresh)} | ({} if archive == "with" else {"LAKEHOUSE_JVM_ARCHIVE": "/none"})
+            ingests[archive].append(timed([lakehouse, "ingest", "--source", str(one)], env))
+    for archive, runs in ingests.items():
+        name = f"lakehouse ingest (one-file delivery, fresh home), {archive} the JVM class archive"
+        commands[name] = min(runs, key=lambda r: r["s"])
     rows = [
         ("make run, fresh home (in-process Spark tasks)", first),
         ("make run again, same home", second),
@@ -149,6 +167,13 @@ def main() -> int:
         *(f"| {name} | {r['s']:.1f} | {r['rss_mb']} |" for name, r in rows),
         "",
         f"Second make run: Delta versions changed for {changed or 'no table'} ({len(after)} tables).",
+        "",
+        "| make run task | fresh home s | same home again s |",
+        "|---|---|---|",
+        *(
+            f"| {a[0]} | {a[1]} | {b[1] if b[0] == a[0] else '?'} |"
+            for a, b in zip(task_times(first["stdout"]), task_times(second["stdout"]), strict=False)
+        ),
     ]
     if same_top is not None:
         lines.append(f"Top 10 recommendations of the spark-submit and in-process runs identical: {same_top}.")

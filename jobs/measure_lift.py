@@ -19,6 +19,7 @@ from lakehouse.catalog import GOLD_LIFT, GOLD_RECOMMENDATIONS, GOLD_SALES_WEEKLY
 from lakehouse.config import Settings, load_settings
 from lakehouse.contracts import load_contract
 from lakehouse.lift import arm_moments, cuped_lift, outlet_outcomes
+from lakehouse.lineage import code_id, inputs_id
 from lakehouse.ml_config import MLConfig, load_ml_config
 from lakehouse.runtime import DataError, Progress, iso_date, monday, run_main
 from lakehouse.schema import contract_ddl
@@ -30,13 +31,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--if-scored", action="store_true", help="do nothing (exit 0) when the week was not scored")
 
 
+# The code a week's lift is a function of.
+LIFT_CODE = ("jobs.measure_lift", "lakehouse.lift")
+
+
+def lift_inputs(spark: SparkSession, settings: Settings, config: MLConfig, week: date, scored: DataFrame) -> str:
+    """Everything a week's lift is a function of, as one id (`inputs` on its rows): what the week was
+    scored from (the recommendations' own `inputs`), the sales history's version, config, contracts, code."""
+    has_ids = "inputs" in scored.columns
+    scored_from = sorted(str(r["inputs"]) for r in scored.select("inputs").distinct().collect()) if has_ids else []
+    if not scored_from or "None" in scored_from:  # scored before recommendations had ids: the table's version
+        scored_from = [f"v{delta_io.version(spark, GOLD_RECOMMENDATIONS, settings)}"]
+    parts = {
+        "week": week,
+        "scored": scored_from,
+        "sales": delta_io.version(spark, GOLD_SALES_WEEKLY, settings),
+        "config": config.experiment,
+        "contracts": {t.name: load_contract(t.contract).version for t in (GOLD_RECOMMENDATIONS, GOLD_LIFT)},
+        "code": code_id(LIFT_CODE),
+    }
+    return inputs_id(parts)
+
+
+def _stored(spark: SparkSession, settings: Settings, predicate: str) -> DataFrame | None:
+    if not delta_io.exists(spark, GOLD_LIFT, settings):
+        return None
+    return delta_io.read(spark, GOLD_LIFT, settings).filter(predicate)
+
+
 def measure_week(spark: SparkSession, settings: Settings, config: MLConfig, week: date, progress: Progress) -> list:
-    """Compute and write the week's lift rows (one per brand, plus ALL); returns them."""
+    """Compute and write the week's lift rows (one per brand, plus ALL); returns them.
+
+    A week measured from the same inputs (`lift_inputs`) is read back, not recomputed.
+    """
     predicate = f"week_start = '{week.isoformat()}'"
     scored = delta_io.read(spark, GOLD_RECOMMENDATIONS, settings).filter(predicate)
     first = scored.select("experiment", "model_version").first()
     if first is None:
         raise DataError(f"week {week} was not scored: run `lakehouse score --week {week}` first")
+    inputs = lift_inputs(spark, settings, config, week, scored)
+    stored = _stored(spark, settings, predicate)
+    if stored is not None and "inputs" in stored.columns:
+        if {r["inputs"] for r in stored.select("inputs").distinct().collect()} == {inputs}:
+            progress(f"kept week {week} in {GOLD_LIFT.name}: measured from the same inputs (id {inputs})")
+            return stored.orderBy(F.col("brand") != "ALL", "brand").collect()
     weekly_df = delta_io.read(spark, GOLD_SALES_WEEKLY, settings)
     if weekly_df.filter(predicate).limit(1).count() == 0:
         raise DataError(
@@ -53,11 +91,12 @@ def measure_week(spark: SparkSession, settings: Settings, config: MLConfig, week
         "confidence": confidence,
         "pre_weeks": pre_weeks,
         "model_version": first["model_version"],
+        "inputs": inputs,
     }
     contract = load_contract(GOLD_LIFT.contract, settings.contracts_dir)
     rows = [tuple({**fixed, **lift}.get(c.name) for c in contract.columns) for lift in lifts]
     df = spark.createDataFrame(rows, schema=contract_ddl(contract))
-    if _same_as_written(spark, settings, df, predicate):
+    if stored is not None and _same_as_written(stored, df):
         progress(f"kept week {week} in {GOLD_LIFT.name} (same result)")
     else:
         delta_io.replace_where(df.orderBy("brand"), GOLD_LIFT, settings, predicate)
@@ -65,12 +104,13 @@ def measure_week(spark: SparkSession, settings: Settings, config: MLConfig, week
     return df.orderBy(F.col("brand") != "ALL", "brand").collect()
 
 
-def _same_as_written(spark: SparkSession, settings: Settings, df: DataFrame, predicate: str) -> bool:
-    """The week's lift rows are already in the table as computed (a re-run then writes no new version)."""
-    if not delta_io.exists(spark, GOLD_LIFT, settings):
+def _same_as_written(written: DataFrame, df: DataFrame) -> bool:
+    """The week's lift rows are already in the table as computed, whatever their inputs id (a re-run then
+    writes no new version)."""
+    columns = [c for c in df.columns if c != "inputs"]
+    if not set(columns) <= set(written.columns):
         return False
-    written = delta_io.read(spark, GOLD_LIFT, settings).filter(predicate)
-    return delta_io.fingerprint(written) == delta_io.fingerprint(df)
+    return delta_io.fingerprint(written.select(*columns)) == delta_io.fingerprint(df.select(*columns))
 
 
 def was_scored(spark: SparkSession, settings: Settings, week: date) -> bool:

@@ -143,7 +143,7 @@ def test_a_week_scored_from_the_same_inputs_is_kept_and_a_config_change_rescores
     assert_same_content(_week(spark, settings, TARGET), before)
 
 
-def test_measured_lift_covers_the_true_effect_of_the_recommendations(spark, world):
+def test_measured_lift_covers_the_true_effect_of_the_recommendations(spark, world, capsys):
     settings, config, paths = world
     with pytest.raises(DataError, match="have not landed"):
         measure_lift.measure_week(spark, settings, config, TARGET, Progress("test"))
@@ -201,7 +201,9 @@ def test_measured_lift_covers_the_true_effect_of_the_recommendations(spark, worl
     assert overall.treated_outlets + overall.holdout_outlets == OUTLETS
     # Measuring again changes nothing, not even the table's Delta version.
     before, written = table(spark, settings, GOLD_LIFT).localCheckpoint(), version(spark, settings, GOLD_LIFT)
+    capsys.readouterr()
     measure_lift.measure_week(spark, settings, config, TARGET, Progress("test"))
+    assert "measured from the same inputs" in capsys.readouterr().out
     assert_same_content(table(spark, settings, GOLD_LIFT), before)
     assert version(spark, settings, GOLD_LIFT) == written
 
