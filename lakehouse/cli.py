@@ -5,9 +5,12 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from lakehouse.runtime import Parser, guarded
 
@@ -56,5 +59,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return guarded(f"lakehouse {args.command}", lambda: module.run(args))
 
 
+def exit_now(code: int) -> NoReturn:
+    """Exit with `code`. A command that read Delta with delta-rs and pyarrow (no Spark) exits at once, without
+    the interpreter's teardown: Arrow's native thread pools can abort an already finished process there
+    (SIGABRT, "terminate called without an active exception"; apache/arrow#34314, delta-io/delta-rs#2184).
+    Its output is flushed first; those commands only read, so nothing else is left to do."""
+    if "pyarrow" in sys.modules and "pyspark.sql" not in sys.modules:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def entry() -> NoReturn:
+    """The `lakehouse` console script."""
+    exit_now(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

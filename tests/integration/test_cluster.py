@@ -38,8 +38,8 @@ TARGET = START + timedelta(weeks=WEEKS)
 FAST = {
     "training": {"cv_folds": 0, "holdout_weeks": 3, "min_train_weeks": 4, "params": {"xgboost": {"n_estimators": 30}}}
 }
-# Per delivery and per run: which batch and when, not what.
-RUN_COLUMNS = ("_batch_id", "_ingested_at", "_source_file", "model_run_id", "scored_at", "_built_at")
+# Per delivery and per run: which batch and when, not what (`inputs` includes the model's run id).
+RUN_COLUMNS = ("_batch_id", "_ingested_at", "_source_file", "model_run_id", "inputs", "scored_at", "_built_at")
 
 
 @pytest.fixture(scope="module")

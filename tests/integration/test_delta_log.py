@@ -27,10 +27,11 @@ from tests.conftest import write_csv
 from tests.integration.conftest import BUCKET, KEY, SECRET
 from tests.integration.helpers import build, ingest, ingest_references
 
-# Runs the CLI and says on stderr's last line which of pyspark and the Spark session module it loaded.
+# Runs the CLI as the `lakehouse` command does and says on stderr's last line which of pyspark and the Spark
+# session module it loaded.
 RUNNER = (
-    "import sys; from lakehouse.cli import main; rc = main(sys.argv[1:]); "
-    "print('loaded:', 'pyspark' in sys.modules, 'lakehouse.spark' in sys.modules, file=sys.stderr); sys.exit(rc)"
+    "import sys; from lakehouse.cli import exit_now, main; rc = main(sys.argv[1:]); "
+    "print('loaded:', 'pyspark' in sys.modules, 'lakehouse.spark' in sys.modules, file=sys.stderr); exit_now(rc)"
 )
 
 
