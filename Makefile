@@ -63,13 +63,17 @@ $(DOMINICKS)/.complete: | venv
 run: setup
 	source scripts/airflow-env.sh && $(BIN)/python scripts/airflow_run.py
 
+# Two workers, a whole module each at a time (module fixtures build once), the modules with slow tests first
+# (tests/conftest.py): most tests wait on servers, the scheduler or a JVM start, so a second worker uses
+# the idle core (bench/RESULTS.md).
+PYTEST := $(BIN)/pytest -q -n 2 --dist loadfile
 test: setup $(HELM)
-	$(BIN)/pytest -q --durations=40
+	$(PYTEST) --durations=40
 
 # The inner loop: unit and in-process integration tests, without the `slow` ones (servers, spark-submit pipelines,
 # the Spark cluster, the image install). `make test` runs everything.
 test-fast: setup $(HELM)
-	$(BIN)/pytest -q -m "not slow" --durations=10
+	$(PYTEST) -m "not slow" --durations=10
 
 $(TOOLS)/.installed:
 	$(PYTHON) -m venv $(TOOLS)

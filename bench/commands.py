@@ -13,7 +13,10 @@ home (Dominick's), and single CLI commands on that home, each timed by /usr/bin/
   (the two alternate, twice; the better of each is kept).
 - where make run's time goes: each task's seconds as it printed them, per run.
 
-Usage: python -m bench.commands [--results bench/RESULTS.md] [--spark-submit]
+- tests (--tests, a separate section): `make test-fast` and `make test` after setup, wall time and the
+  pytest summary line.
+
+Usage: python -m bench.commands [--results bench/RESULTS.md] [--spark-submit] [--tests | --only-tests]
 """
 
 from __future__ import annotations
@@ -104,12 +107,30 @@ def task_times(stdout: str) -> list[tuple[str, str]]:
     return [(f"{m[1]}.{m[2]}", m[4] or m[3]) for m in found if m]
 
 
+def test_suites(results: Path | None) -> None:
+    """`make test-fast` then `make test` (setup already done, so make only runs pytest), timed."""
+    lines = [f"Machine: {machine()}", "", "| command | wall s | pytest says |", "|---|---|---|"]
+    for target in ("test-fast", "test"):
+        done = timed(["make", "--no-print-directory", target])
+        said = next((x.strip("= ") for x in reversed(done["stdout"].splitlines()) if " passed" in x), "?")
+        lines.append(f"| make {target} | {done['s']:.0f} | {said} |")
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if results:
+        write_section(results, "tests", table)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, help="write the tables into this file's `commands` section")
     parser.add_argument("--spark-submit", action="store_true", help="also run make run with spark-submit tasks")
     parser.add_argument("--work", type=Path, help="keep the homes here (default: a temporary folder)")
+    parser.add_argument("--tests", action="store_true", help="also time make test-fast and make test")
+    parser.add_argument("--only-tests", action="store_true", help="only time make test-fast and make test")
     args = parser.parse_args()
+    if args.only_tests:
+        test_suites(args.results)
+        return 0
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-commands-"))
     work.mkdir(parents=True, exist_ok=True)
     data = REPO / ".lakehouse" / "deliveries"  # `make data`'s Dominick's deliveries, shared by every home
@@ -183,6 +204,8 @@ def main() -> int:
         write_section(args.results, "commands", table)
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
+    if args.tests:
+        test_suites(args.results)
     return 0
 
 

@@ -81,3 +81,14 @@ def reference_deliveries(tmp_path: Path) -> dict[str, Path]:
         header=["product_id", "brand", "manufacturer", "category", "pack_size"],
     ).parent
     return {"outlets": outlets, "products": products}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Modules with `slow` tests (the longest: servers, the scheduler, spark-submit, the cluster) run first.
+
+    `make test` runs two workers, each taking a whole module at a time in this order (`-n 2 --dist
+    loadfile`): started first, the long modules no longer end up side by side at the end while the
+    other worker idles. Within a module the order is kept (its tests may build on each other's state).
+    """
+    slow_modules = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_modules)
