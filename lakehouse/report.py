@@ -20,9 +20,13 @@ TOP_ORDER = (("lift_units", "descending"), ("outlet_id", "ascending"), ("product
 
 
 def top_lift_line(row: Mapping[str, Any]) -> str:
-    """One recommended action: outlet, product, brand, action, lift in units and percent, margin if known."""
+    """One recommended action: outlet, product, brand, action, lift in units and percent, margin if known.
+
+    The percent is null when nothing was planned to sell (0 units): the line then gives units only.
+    """
     margin = "" if row["incremental_margin"] is None else f", margin {row['incremental_margin']:+.2f}"
-    lift = f"+{row['lift_units']:.1f} units ({row['lift_pct']:+.1f}%)"
+    pct = "" if row["lift_pct"] is None else f" ({row['lift_pct']:+.1f}%)"
+    lift = f"+{row['lift_units']:.1f} units{pct}"
     return f"  {row['outlet_id']} {row['product_id']} ({row['brand']}): {row['action']} {lift}{margin}"
 
 
