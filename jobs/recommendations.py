@@ -11,12 +11,12 @@ from lakehouse import report
 from lakehouse.catalog import GOLD_RECOMMENDATIONS
 from lakehouse.config import load_settings
 from lakehouse.io import delta_log
-from lakehouse.runtime import DataError, iso_date, monday, run_main
+from lakehouse.runtime import DataError, count, iso_date, monday, run_main
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--week", type=iso_date, help="a day of the scored week (default: the latest scored week)")
-    parser.add_argument("--top", type=int, default=10, help="how many recommendations to print (default 10)")
+    parser.add_argument("--top", type=count, default=10, help="how many recommendations to print (default 10)")
 
 
 def run(args: argparse.Namespace) -> int:

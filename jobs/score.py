@@ -22,7 +22,7 @@ from lakehouse.config import Settings, load_settings
 from lakehouse.contracts import load_contract
 from lakehouse.lineage import code_id, inputs_id
 from lakehouse.ml_config import MLConfig, load_ml_config
-from lakehouse.runtime import DataError, Progress, iso_date, monday, run_main
+from lakehouse.runtime import DataError, Progress, count, iso_date, monday, run_main
 from lakehouse.schema import select_contract
 from lakehouse.scoring import Rules, build_scoring_rows, coverage, in_holdout, recommend, score_candidates, summary
 from lakehouse.spark import get_spark
@@ -30,7 +30,7 @@ from lakehouse.spark import get_spark
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--week", type=iso_date, required=True, help="target week (any day of it; YYYY-MM-DD)")
-    parser.add_argument("--top", type=int, default=10, help="print this many of the largest recommended lifts")
+    parser.add_argument("--top", type=count, default=10, help="print this many of the largest recommended lifts")
 
 
 def champion(name: str) -> Any:

@@ -28,6 +28,17 @@ def iso_date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
+def count(text: str) -> int:
+    """argparse type for a number of things: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {value}")
+    return value
+
+
 def monday(day: date) -> date:
     """The Monday starting the week of `day` (weeks are Monday to Sunday, as Spark's date_trunc)."""
     return day - timedelta(days=day.weekday())

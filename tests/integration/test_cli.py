@@ -71,6 +71,7 @@ def test_errors_of_spark_side_modules_keep_their_exit_code(capsys):
         (["ingest", "--source", "/no/such/delivery"], "--source /no/such/delivery does not exist"),
         (["ingest", "--kind", "customers", "--source", "."], "invalid choice: 'customers'"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["recommendations", "--top", "-1"], "must be 0 or more: -1"),
     ],
 )
 def test_bad_arguments_are_one_line_errors_with_exit_code_2(argv, message, capsys, settings):
