@@ -63,10 +63,10 @@ $(DOMINICKS)/.complete: | venv
 run: setup
 	source scripts/airflow-env.sh && $(BIN)/python scripts/airflow_run.py
 
-# Two workers, a whole module each at a time (module fixtures build once), the modules with slow tests first
-# (tests/conftest.py): most tests wait on servers, the scheduler or a JVM start, so a second worker uses
-# the idle core (bench/RESULTS.md).
-PYTEST := $(BIN)/pytest -q -n 2 --dist loadfile
+# Three workers on two cores, a whole module each at a time (module fixtures build once), the longest modules
+# first in the order tests/conftest.py gives (xdist would otherwise sort modules by test count): most tests
+# wait on servers, the scheduler or a JVM start, so the cores are idle without a third (bench/RESULTS.md).
+PYTEST := $(BIN)/pytest -q -n 3 --dist loadfile --no-loadscope-reorder
 test: setup $(HELM)
 	$(PYTEST) --durations=40
 

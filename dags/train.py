@@ -1,4 +1,5 @@
-"""Train, gate and promote, whenever gold features change (the Asset) or monitoring asks (run conf).
+"""Train, gate and promote, whenever gold features change (the Asset) or monitoring asks (run conf); then
+estimate the causal effects of price and promotions from the same gold_features version (`effects`).
 
 A run triggered by `monitor` carries the retraining request in its conf (`request_id`), which lands on
 the MLflow run's tags. Training on features, config and code it has already trained on reuses that run.
@@ -19,4 +20,6 @@ with DAG(
     doc_md=__doc__,
     tags=["lakehouse", "ml"],
 ):
-    SparkJob(task_id="train", module="jobs.train", args=["--request-id", "{{ params.request_id }}"])
+    train = SparkJob(task_id="train", module="jobs.train", args=["--request-id", "{{ params.request_id }}"])
+    effects = SparkJob(task_id="effects", module="jobs.effects", args=[])
+    train >> effects

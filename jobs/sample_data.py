@@ -22,6 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     syn.add_argument("--weeks", type=int, default=30)
     syn.add_argument("--start", type=iso_date, default=date(2024, 1, 1), help="first week (a Monday)")
     syn.add_argument("--seed", type=int, default=7)
+    syn.add_argument(
+        "--confounded",
+        action="store_true",
+        help="targeted promotions, substitution within a category and a post-promotion dip (as real data has)",
+    )
     syn.add_argument("--format", choices=("csv", "parquet", "json"), default="csv")
     syn.add_argument(
         "--layout",
@@ -55,7 +60,7 @@ def _synthetic(args: argparse.Namespace, progress: Progress) -> int:
     if args.start.weekday() != 0:
         raise UsageError(f"--start {args.start} is not a Monday")
     shape = synthetic.Shape(args.outlets, args.products, args.weeks, args.start, args.seed)
-    truth = synthetic.Truth()
+    truth = synthetic.Truth.confounded() if args.confounded else synthetic.Truth()
     drift = None
     if args.drift_from_week is not None:
         if not 0 < args.drift_from_week < args.weeks or args.new_outlets < 0 or args.price_factor <= 0:

@@ -23,6 +23,7 @@ COMMANDS = {
     "quarantine": "jobs.quarantine",
     "sample-data": "jobs.sample_data",
     "train": "jobs.train",
+    "effects": "jobs.effects",
     "models": "jobs.models",
     "score": "jobs.score",
     "recommendations": "jobs.recommendations",

@@ -16,6 +16,20 @@ from lakehouse.actions import AS_PLANNED as AS_PLANNED
 from lakehouse.actions import Action
 
 LABEL = "units"
+# Outlet attributes from silver_outlets (the demographics and competition Dominick's delivers).
+OUTLET_ATTRIBUTES = (
+    "income",
+    "share_age60",
+    "share_college",
+    "share_ethnic",
+    "share_large_households",
+    "share_working_women",
+    "share_house_value_150k",
+    "dist_discounter",
+    "discounter_volume_ratio",
+    "dist_competitors",
+    "competitor_volume_ratio",
+)
 # Numeric gold columns the model may use; columns that are null on every training row are dropped per run.
 NUMERIC_FEATURES = (
     "unit_price",
@@ -34,17 +48,7 @@ NUMERIC_FEATURES = (
     "month",
     "season_sin",
     "season_cos",
-    "income",
-    "share_age60",
-    "share_college",
-    "share_ethnic",
-    "share_large_households",
-    "share_working_women",
-    "share_house_value_150k",
-    "dist_discounter",
-    "discounter_volume_ratio",
-    "dist_competitors",
-    "competitor_volume_ratio",
+    *OUTLET_ATTRIBUTES,
     "pack_size",
 )
 PROMO_FEATURES = ("is_on_deal", "is_featured", "has_display")

@@ -50,6 +50,19 @@ class GateConfig:
 
 
 @dataclass(frozen=True)
+class EffectsConfig:
+    segments: list[str]
+    folds: int
+    cross_prices: bool
+    nuisance_params: dict[str, Any]
+    min_group_rows: int
+    min_treated_rows: int
+    min_treated_share: float
+    min_price_sd: float
+    confidence: float
+
+
+@dataclass(frozen=True)
 class ScoringConfig:
     active_weeks: int
     actions: list[dict[str, Any]]
@@ -113,6 +126,7 @@ class MLConfig:
     training: TrainingConfig
     registry: RegistryConfig
     gate: GateConfig
+    effects: EffectsConfig
     scoring: ScoringConfig
     experiment: ExperimentConfig
     monitoring: MonitoringConfig
@@ -148,6 +162,7 @@ def from_dict(raw: dict[str, Any]) -> MLConfig:
         training=_section(TrainingConfig, merged, "training"),
         registry=_section(RegistryConfig, merged, "registry"),
         gate=_section(GateConfig, merged, "gate"),
+        effects=_section(EffectsConfig, merged, "effects"),
         scoring=_section(ScoringConfig, merged, "scoring"),
         experiment=_section(ExperimentConfig, merged, "experiment"),
         monitoring=_section(MonitoringConfig, merged, "monitoring"),
@@ -158,6 +173,8 @@ def from_dict(raw: dict[str, Any]) -> MLConfig:
         raise UsageError(f"experiment.holdout_share must be in [0, 1): {config.experiment.holdout_share}")
     if config.monitoring.sample_rows < 100 or config.retraining.cooldown_weeks < 0:
         raise UsageError("monitoring.sample_rows must be at least 100 and retraining.cooldown_weeks not negative")
+    if config.effects.folds < 2 or not 0.0 < config.effects.confidence < 1.0:
+        raise UsageError("effects.folds must be at least 2 and effects.confidence in (0, 1)")
     if config.training.estimator not in ESTIMATORS:
         raise UsageError(f"training.estimator {config.training.estimator!r} is not one of {', '.join(ESTIMATORS)}")
     return config

@@ -1,8 +1,15 @@
 """Synthetic POS deliveries with known true effects, generated in Spark (the driver never holds the rows).
 
 Log units = product base + outlet effect + channel effect + elasticity * log(price / base price)
-            + deal, feature and display effects + seasonality + noise.
+            + deal, feature and display effects + seasonality + noise
+            + cross elasticity * mean log(price / base price) of the other products of the category
+            + dip effect * (promoted last week).
 The true coefficients go to `truth.json` beside the deliveries so models can be checked against them.
+
+`Truth.confounded()` makes the data hard the way real data is: promotions are targeted where and when
+demand is high (the outlet x product's level and the season, which a naive comparison mistakes for
+the promotion's effect), deals come with a price cut drawn from a depth distribution, products of a
+category substitute (a rival's price cut takes units), and a promotion is followed by a dip.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 CHANNELS = ("retail", "foodservice", "digital")
@@ -39,6 +46,33 @@ class Truth:
     feature_probability: float = 0.1
     display_probability: float = 0.1
     deal_discount: tuple[float, float] = (0.10, 0.25)
+    # Confounding and dynamics (zero: the plain generator). Targeting is the log-odds slope of a
+    # promotion on the item's standardised expected log demand (its level and the season).
+    targeting: float = 0.0
+    cross_elasticity: float = 0.0
+    dip_effect: float = 0.0
+
+    @classmethod
+    def confounded(cls) -> Truth:
+        """Targeted promotions, substitution within a category and a post-promotion dip."""
+        return cls(targeting=1.0, cross_elasticity=0.5, dip_effect=-0.15)
+
+    def cross_price_effects(self, products: Shape) -> dict[str, dict[str, float]]:
+        """True elasticity of each brand's units to each rival brand's price (brands x brands, within a category).
+
+        A product's units respond to the mean log relative price of the category's other products, so a
+        rival brand's weight is its share of those products.
+        """
+        brands = [product_brand(i) for i in range(products.products)]
+        categories = [product_category(i) for i in range(products.products)]
+        out: dict[str, dict[str, float]] = {}
+        for i, (brand, category) in enumerate(zip(brands, categories, strict=True)):
+            others = [j for j in range(products.products) if j != i and categories[j] == category]
+            for j in others:
+                if brands[j] != brand:
+                    row = out.setdefault(brand, {})
+                    row[brands[j]] = row.get(brands[j], 0.0) + self.cross_elasticity / len(others)
+        return out
 
 
 @dataclass(frozen=True)
@@ -116,6 +150,14 @@ def outlets_df(spark: SparkSession, shape: Shape, truth: Truth, drift: Drift | N
     )
 
 
+def product_brand(product_idx: int) -> str:
+    return BRANDS[product_idx % len(BRANDS)]
+
+
+def product_category(product_idx: int) -> str:
+    return "soft_drinks" if product_idx % 2 == 0 else "juice"
+
+
 def products_df(spark: SparkSession, shape: Shape) -> DataFrame:
     """Product reference rows, with base demand and base price kept for the sales generator."""
     brand = F.element_at(F.array(*[F.lit(b) for b in BRANDS]), (F.col("product_idx") % len(BRANDS)).cast("int") + 1)
@@ -133,8 +175,20 @@ def products_df(spark: SparkSession, shape: Shape) -> DataFrame:
     )
 
 
-def _log_units(truth: Truth, seed: int, price: Column, deal: Column, feature: Column, display: Column) -> Column:
-    """The generating model for one row (needs the hidden outlet and product columns and `sale_date`)."""
+def _log_units(
+    truth: Truth,
+    seed: int,
+    price: Column,
+    deal: Column,
+    feature: Column,
+    display: Column,
+    rival_prices: Column | None = None,
+    promoted_before: Column | None = None,
+) -> Column:
+    """The generating model for one row (needs the hidden outlet and product columns and `sale_date`).
+
+    `rival_prices` is the mean log(price / base price) of the category's other products at the outlet.
+    """
     angle = 2 * math.pi * F.dayofyear("sale_date") / 365.25
     return (
         F.col("_base_log_units")
@@ -144,8 +198,30 @@ def _log_units(truth: Truth, seed: int, price: Column, deal: Column, feature: Co
         + truth.feature_effect * feature.cast("int")
         + truth.display_effect * display.cast("int")
         + truth.season_amplitude * F.sin(angle)
+        + (0.0 if rival_prices is None else truth.cross_elasticity * rival_prices)
+        + (0.0 if promoted_before is None else truth.dip_effect * promoted_before.cast("int"))
         + truth.noise_sd * normal(seed, "noise", "outlet_idx", "product_idx", "week_idx")
     )
+
+
+def _promotions(shape: Shape, truth: Truth, week: Column) -> tuple[Column, Column]:
+    """(on deal, featured) of an item in a week: targeted on its expected log demand when truth says so."""
+    keys = ("outlet_idx", "product_idx", week)
+    angle = 2 * math.pi * F.dayofyear(F.date_add(F.lit(shape.start), (week * 7).cast("int"))) / 365.25
+    expected = F.col("_outlet_effect") + F.col("_base_log_units") + truth.season_amplitude * F.sin(angle)
+    z = (expected - 3.0) / 0.6  # about standardised: base 3.0, sd of outlet and product levels about 0.6
+
+    def targeted(probability: float) -> Column:
+        if not truth.targeting:
+            return F.lit(probability)
+        logit = math.log(probability / (1 - probability)) + truth.targeting * z
+        return 1.0 / (1.0 + F.exp(-logit))
+
+    on_deal = uniform(shape.seed, "deal", *keys) < targeted(truth.deal_probability)
+    featured = uniform(shape.seed, "feat", *keys) < F.when(
+        on_deal, targeted(min(3 * truth.feature_probability, 0.9))
+    ).otherwise(targeted(truth.feature_probability / 2))
+    return on_deal, featured
 
 
 def sales_df(spark: SparkSession, shape: Shape, truth: Truth, drift: Drift | None = None) -> DataFrame:
@@ -162,12 +238,12 @@ def sales_df(spark: SparkSession, shape: Shape, truth: Truth, drift: Drift | Non
     if drift:  # new outlets sell from the drift on
         grid = grid.filter((F.col("outlet_idx") < shape.outlets) | (F.col("week_idx") >= drift.from_week))
     outlets = outlets_df(spark, shape, truth, drift).select("outlet_idx", "outlet_id", "_outlet_effect")
-    products = products_df(spark, shape).select("product_idx", "product_id", "_base_log_units", "_base_price")
-    lo, hi = truth.deal_discount
-    on_deal = uniform(s, "deal", *keys) < truth.deal_probability
-    featured = uniform(s, "feat", *keys) < F.when(on_deal, 3 * truth.feature_probability).otherwise(
-        truth.feature_probability / 2
+    products = products_df(spark, shape).select(
+        "product_idx", "product_id", "category", "_base_log_units", "_base_price"
     )
+    lo, hi = truth.deal_discount
+    on_deal, featured = _promotions(shape, truth, F.col("week_idx"))
+    deal_before, featured_before = _promotions(shape, truth, F.col("week_idx") - 1)
     on_display = uniform(s, "display", *keys) < truth.display_probability
     sale_date = F.date_add(F.lit(shape.start), (F.col("week_idx") * 7).cast("int"))
     discount = F.when(F.col("on_deal"), lo + (hi - lo) * uniform(s, "disc", *keys)).otherwise(0.0)
@@ -175,7 +251,23 @@ def sales_df(spark: SparkSession, shape: Shape, truth: Truth, drift: Drift | Non
     if drift:
         price = price * F.when(F.col("week_idx") >= drift.from_week, drift.price_factor).otherwise(1.0)
     price = F.round(price, 2)
-    log_units = _log_units(truth, s, F.col("unit_price"), F.col("on_deal"), F.col("featured"), F.col("on_display"))
+    # The category's other products at the outlet that week: their mean log relative price (a window,
+    # so only computed when the truth has substitution).
+    category_week = Window.partitionBy("outlet_idx", "week_idx", "category")
+    relative = F.log(F.col("unit_price") / F.col("_base_price"))
+    others = F.count(F.lit(1)).over(category_week) - 1
+    rival_prices = F.when(others > 0, (F.sum(relative).over(category_week) - relative) / others).otherwise(0.0)
+    promoted_before = (F.col("week_idx") > 0) & (deal_before | featured_before)
+    log_units = _log_units(
+        truth,
+        s,
+        F.col("unit_price"),
+        F.col("on_deal"),
+        F.col("featured"),
+        F.col("on_display"),
+        F.col("_rival_prices") if truth.cross_elasticity else None,
+        promoted_before if truth.dip_effect else None,
+    )
     return (
         grid.join(F.broadcast(outlets), "outlet_idx", "inner")
         .join(F.broadcast(products), "product_idx", "inner")
@@ -184,6 +276,7 @@ def sales_df(spark: SparkSession, shape: Shape, truth: Truth, drift: Drift | Non
         .withColumn("featured", featured)
         .withColumn("on_display", on_display)
         .withColumn("unit_price", price)
+        .withColumn("_rival_prices", rival_prices if truth.cross_elasticity else F.lit(0.0))
         .withColumn("units", F.round(F.exp(log_units)).cast("long"))
         .select(
             "outlet_id",
@@ -204,7 +297,10 @@ def sales_under_plan(spark: SparkSession, shape: Shape, truth: Truth, plan_df: D
     `feature`, `display`. Treated rows sell under the action, the others as planned (planned price, no
     promotion). Each row carries both outcomes under the same noise draw, `_units_if_treated` and
     `_units_if_planned`, so a test knows the true effect of the plan; `units` is the one delivered.
+    The plan's week has no cross-price or dip terms, so the truth must have none.
     """
+    if truth.cross_elasticity or truth.dip_effect:
+        raise ValueError("sales_under_plan models no cross-price or dip effects: use a Truth without them")
     outlets = outlets_df(spark, shape, truth).select("outlet_idx", "outlet_id", "_outlet_effect")
     products = products_df(spark, shape).select("product_idx", "product_id", "_base_log_units", "_base_price")
     no = F.lit(False)
@@ -239,6 +335,11 @@ def write_truth(out: Path, shape: Shape, truth: Truth) -> None:
         k.replace("_effect", "_lift_pct"): round(100 * (math.exp(getattr(truth, k)) - 1), 4)
         for k in ("deal_effect", "feature_effect", "display_effect")
     }
-    payload = {"shape": {**asdict(shape), "start": shape.start.isoformat()}, "truth": asdict(truth), **lifts}
+    payload = {
+        "shape": {**asdict(shape), "start": shape.start.isoformat()},
+        "truth": asdict(truth),
+        **lifts,
+        "cross_price_elasticities": truth.cross_price_effects(shape),
+    }
     out.mkdir(parents=True, exist_ok=True)
     (out / "truth.json").write_text(json.dumps(payload, indent=2))

@@ -57,6 +57,7 @@ def _edges(dag) -> set[tuple[str, str]]:
 def test_structure_schedules_and_assets(dagbag):
     build_dag, train, score, monitor = (dagbag.dags[d] for d in ("ingest_and_build", "train", "score", "monitor"))
     assert _edges(build_dag) == {("ingest", "build")}
+    assert _edges(train) == {("train", "effects")}
     assert _edges(score) == {("built", "score"), ("score", "lift")}
     assert _edges(monitor) == {
         ("scored", "monitor"),
@@ -86,7 +87,7 @@ def test_structure_schedules_and_assets(dagbag):
     ]
     # Spark tasks queue for the writers' pool's single slot: no two write the lakehouse at once.
     spark_tasks = [t for dag in dagbag.dags.values() for t in dag.tasks if t.task_type == "SparkJob"]
-    assert len(spark_tasks) == 6 and {t.pool for t in spark_tasks} == {WRITERS_POOL}
+    assert len(spark_tasks) == 7 and {t.pool for t in spark_tasks} == {WRITERS_POOL}
     assert score.get_task("score").application_args[:3] == ["jobs.score", "--week", "{{ data_interval_end | ds }}"]
 
 
@@ -239,10 +240,17 @@ def test_ingest_and_build_runs_a_week_end_to_end(spark, dagbag, airflow_db, land
     assert ok, states
     assert _own_environment() == environment, "the jobs' environment (actor, PII key) stayed in the job"
     in_process = load_settings()
-    for t in (BRONZE_SALES, SILVER_OUTLETS, SILVER_SALES, QUARANTINE, CONSERVATION, GOLD_SALES_WEEKLY, GOLD_FEATURES):
+    tables = (BRONZE_SALES, SILVER_OUTLETS, SILVER_SALES, QUARANTINE, CONSERVATION, GOLD_SALES_WEEKLY, GOLD_FEATURES)
+    for t in tables:
         assert_same_content(
             delta_io.read(spark, t, in_process), delta_io.read(spark, t, settings), drop=("_ingested_at",)
         )
+
+    # The run again (what a backfill with --reprocess-behavior completed does): every table keeps its version.
+    versions = {t.name: delta_io.version(spark, t, in_process) for t in tables}
+    ok, states = _run(dagbag.dags["ingest_and_build"], week)
+    assert ok, states
+    assert {t.name: delta_io.version(spark, t, in_process) for t in tables} == versions
 
 
 def _own_environment() -> dict[str, str]:
@@ -304,7 +312,7 @@ def trained_home(spark, tmp_path, monkeypatch):
 
 @pytest.mark.slow  # spark-submit per task, the production path
 def test_score_monitor_and_train_dags_run_end_to_end(spark, dagbag, airflow_db, trained_home, monkeypatch):
-    from lakehouse.catalog import GOLD_MONITORING, GOLD_RECOMMENDATIONS
+    from lakehouse.catalog import GOLD_EFFECTS, GOLD_MONITORING, GOLD_RECOMMENDATIONS
 
     last = date(2024, 3, 18)  # the last week with sales
     ok, states = _run(dagbag.dags["score"], last, mark_success_pattern="built")
@@ -328,6 +336,12 @@ def test_score_monitor_and_train_dags_run_end_to_end(spark, dagbag, airflow_db, 
     assert delta_io.read(spark, GOLD_MONITORING, trained_home).filter(F.col("week_start") == F.lit(last)).count() > 0
     ok, states = _run(dagbag.dags["train"], last, request_id="req-test")
     assert ok, states  # same data, config and code: the run reuses the champion's training run
+    # ... and estimates the effects of that model version from the gold_features version it trained on.
+    effects = delta_io.read(spark, GOLD_EFFECTS, trained_home)
+    assert {(r.model_version, r.method) for r in effects.select("model_version", "method").distinct().collect()} == {
+        ("1", "dml"),
+        ("1", "fixed_effects"),
+    }
 
 
 def _make_run_driver():

@@ -29,6 +29,14 @@ def build(spark: SparkSession, settings: Settings, first: date, last: date, forc
     return build_weeks(spark, settings, first, last, Progress("test-build"), force=force)
 
 
+def land_and_build(spark: SparkSession, settings: Settings, raw: Path, start: date, weeks: int) -> None:
+    """Ingest a sample-data folder (outlets, products, every sales week) and build its weeks."""
+    ingest(spark, settings, "outlets", raw / "outlets")
+    ingest(spark, settings, "products", raw / "products")
+    ingest(spark, settings, "sales", *sorted((raw / "sales").glob("week=*")))
+    build(spark, settings, start, date.fromordinal(start.toordinal() + 7 * (weeks - 1)))
+
+
 def table(spark: SparkSession, settings: Settings, t: Table) -> DataFrame:
     return delta_io.read(spark, t, settings)
 

@@ -22,7 +22,7 @@ from lakehouse.config import Settings, load_settings
 from lakehouse.features import filter_weeks
 from lakehouse.ml_config import MLConfig, from_dict
 from lakehouse.training import train_and_evaluate
-from tests.integration.helpers import build, ingest, table
+from tests.integration.helpers import land_and_build, table
 
 START, WEEKS = date(2023, 1, 2), 60
 FAST = {"training": {"cv_folds": 1, "params": {"xgboost": {"n_estimators": 100}}}}
@@ -42,10 +42,7 @@ def trained(spark, tmp_path_factory) -> Iterator[tuple[Settings, MLConfig, dict,
         raw = root / "raw"
         args = ["--outlets", "100", "--products", "8", "--weeks", str(WEEKS), "--start", START.isoformat()]
         assert sample_data.main(["synthetic", "--out", str(raw), *args]) == 0
-        ingest(spark, settings, "outlets", raw / "outlets")
-        ingest(spark, settings, "products", raw / "products")
-        ingest(spark, settings, "sales", *sorted((raw / "sales").glob("week=*")))
-        build(spark, settings, START, date.fromordinal(START.toordinal() + 7 * (WEEKS - 1)))
+        land_and_build(spark, settings, raw, START, WEEKS)
         config = from_dict(FAST)
         tracking.configure(settings, config.registry.experiment, {})
         assert train(spark, settings, config, None, promote=True) == 0

@@ -1,0 +1,197 @@
+"""Estimate the causal effects of price and promotions for a model version and write them to gold_effects.
+
+The effects come from the same gold_features version the model was trained on (the run's lineage tag):
+double ML (xgboost.spark nuisance models, cross-fitted on blocks of weeks) and a fixed-effects
+baseline, per brand and outlet segment, with standard errors clustered by outlet (lakehouse.ml.effects).
+They are logged to the model's MLflow run too (a table and a coefficient plot). A re-run for the same
+model version, data, config and code writes nothing. `--show` prints what is stored, without Spark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from lakehouse import registry, tracking
+from lakehouse.catalog import GOLD_EFFECTS, GOLD_FEATURES
+from lakehouse.config import Settings, load_settings
+from lakehouse.contracts import load_contract
+from lakehouse.lineage import code_id, inputs_id
+from lakehouse.ml import effects_report
+from lakehouse.ml_config import MLConfig, load_ml_config
+from lakehouse.runtime import DataError, Progress, run_main
+
+# Spark is imported where it is used: `--show` reads the table with delta-rs and starts no JVM.
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+EFFECTS_CODE = ("jobs.effects", "lakehouse.ml.effects", "lakehouse.ml.panel", "lakehouse.ml.linear")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-version", help="the model version (default: the latest trained, @challenger)")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON lines instead of a table")
+    parser.add_argument("--force", action="store_true", help="estimate again even if these inputs were estimated")
+    parser.add_argument("--show", action="store_true", help="print the stored effects of the version (no estimation)")
+
+
+def model_version(name: str, wanted: str | None) -> Any:
+    """The version asked for, else @challenger (the latest trained), else @champion."""
+    client = registry.client()
+    if wanted:
+        return client.get_model_version(name, wanted)
+    for alias in (registry.CHALLENGER, registry.CHAMPION):
+        version = registry.alias_version(name, alias)
+        if version is not None:
+            return client.get_model_version(name, version)
+    raise DataError(f"model {name!r} has no trained version yet: run `lakehouse train` first")
+
+
+def features_version(run_id: str) -> int:
+    """The gold_features version the run trained on (its lineage tag)."""
+    tag = registry.client().get_run(run_id).data.tags.get(f"lineage.{GOLD_FEATURES.name}.version")
+    if tag is None:
+        raise DataError(f"run {run_id} has no lineage.{GOLD_FEATURES.name}.version tag: train it again")
+    return int(tag)
+
+
+def _settings(config: MLConfig) -> Any:
+    from lakehouse.ml import effects
+
+    c = config.effects
+    return effects.Settings(
+        c.segments,
+        c.folds,
+        c.min_group_rows,
+        c.min_treated_rows,
+        c.min_treated_share,
+        c.min_price_sd,
+        c.confidence,
+        c.cross_prices,
+    )
+
+
+def _stored(spark: SparkSession, settings: Settings, name: str, version: str) -> DataFrame | None:
+    from pyspark.sql import functions as F
+
+    from lakehouse import delta_io
+
+    if not delta_io.exists(spark, GOLD_EFFECTS, settings):
+        return None
+    rows = delta_io.read(spark, GOLD_EFFECTS, settings)
+    return rows.filter((F.col("model_name") == name) & (F.col("model_version") == version))
+
+
+def estimate_version(
+    spark: SparkSession, settings: Settings, config: MLConfig, version: Any, force: bool, progress: Progress
+) -> list[dict[str, Any]]:
+    """The version's effect rows: stored ones when their inputs are these, else estimated and written."""
+    from pyspark.sql import functions as F
+
+    from lakehouse import delta_io
+    from lakehouse.ml import effects
+    from lakehouse.schema import contract_ddl, select_contract
+
+    name = config.registry.model_name
+    features = features_version(version.run_id)
+    contract = load_contract(GOLD_EFFECTS.contract, settings.contracts_dir)
+    inputs = inputs_id(
+        {
+            "model": f"{name}/{version.version}/{version.run_id}",
+            "features_version": features,
+            "config": {"effects": config.effects, "num_workers": config.training.num_workers},
+            "contracts": {
+                c: load_contract(c, settings.contracts_dir).version for c in (GOLD_FEATURES.contract, contract.name)
+            },
+            "code": code_id(EFFECTS_CODE),
+        }
+    )
+    stored = _stored(spark, settings, name, str(version.version))
+    if stored is not None and not force and stored.filter(F.col("inputs") != inputs).isEmpty() and not stored.isEmpty():
+        progress(f"kept: the effects of {name} version {version.version} are from these inputs ({inputs})")
+        return [r.asDict() for r in stored.collect()]
+    progress(f"estimating effects of {name} version {version.version} on {GOLD_FEATURES.name} version {features}")
+    features_df = delta_io.read(spark, GOLD_FEATURES, settings, features)
+    learner = effects.xgboost_learner(config.effects.nuisance_params, config.training.num_workers)
+    rows = effects.estimate(features_df, _settings(config), learner)
+    ids = {
+        "model_name": name,
+        "model_version": str(version.version),
+        "run_id": version.run_id,
+        "features_version": features,
+        "confidence": config.effects.confidence,
+        "inputs": inputs,
+    }
+    full = [{**row, **ids} for row in rows]
+    tuples = [tuple(row.get(c) for c in contract.column_names) for row in full]
+    df = select_contract(spark.createDataFrame(tuples, schema=contract_ddl(contract)), contract)
+    predicate = f"model_name = '{name}' AND model_version = '{version.version}'"
+    delta_io.replace_where(df, GOLD_EFFECTS, settings, predicate)
+    progress(f"wrote {len(full)} rows to {GOLD_EFFECTS.name}")
+    _log_to_run(version.run_id, full)
+    return full
+
+
+def _log_to_run(run_id: str, rows: list[dict[str, Any]]) -> None:
+    """The effects as a table, the own-price elasticities as metrics and a coefficient plot, on the model's run."""
+    import mlflow
+    import pandas as pd
+
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_table(pd.DataFrame(rows), "effects/effects.json")
+        metrics = {
+            f"effect_{r['method']}_own_price_{effects_report.metric_name(r['brand'])}": r["estimate"]
+            for r in rows
+            if r["effect"] == "own_price" and r["segment"] == effects_report.ALL and r["estimate"] is not None
+        }
+        mlflow.log_metrics(metrics)
+        effects_report.log_plot(rows)
+
+
+def stored_rows(settings: Settings, name: str, version: str | None) -> list[dict[str, Any]]:
+    """The stored rows of a version (default: the latest version in the table), read with delta-rs."""
+    import pyarrow.compute as pc
+
+    from lakehouse.io import delta_log
+
+    if not delta_log.exists(GOLD_EFFECTS, settings):
+        raise DataError("no effects estimated yet: run `lakehouse effects` (the train DAG does) first")
+    rows = delta_log.read_arrow(GOLD_EFFECTS, settings, filters=[("model_name", "=", name)])
+    versions = rows.column("model_version").to_pylist()
+    if not versions:
+        raise DataError(f"no effects of model {name!r} yet: run `lakehouse effects` first")
+    wanted = version or max(versions, key=int)
+    chosen = rows.filter(pc.field("model_version") == wanted)
+    if chosen.num_rows == 0:
+        raise DataError(f"no effects of {name} version {wanted}: run `lakehouse effects --model-version {wanted}`")
+    return delta_log.records(chosen)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings, config = load_settings(), load_ml_config()
+    if args.show:
+        rows = stored_rows(settings, config.registry.model_name, args.model_version)
+    else:
+        from lakehouse.spark import get_spark
+
+        spark = get_spark("lakehouse-effects", settings)
+        tracking.configure(settings, config.registry.experiment, dict(os.environ))
+        version = model_version(config.registry.model_name, args.model_version)
+        rows = estimate_version(spark, settings, config, version, args.force, Progress("effects"))
+    if args.json:
+        for row in sorted(rows, key=lambda r: (r["method"], r["brand"], r["segment"], r["effect"])):
+            print(json.dumps(row, default=str))
+    else:
+        print(effects_report.table(rows))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_main("effects", add_arguments, run, argv, __doc__ or "")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,238 @@
+"""Causal effects of price and promotions per brand and outlet segment: double ML and a fixed-effects baseline.
+
+Both read the same panel (`lakehouse.ml.panel`) and end in the same least-squares regression per brand
+and segment, clustered by outlet (`lakehouse.ml.linear`):
+
+- Double ML (Chernozhukov et al. 2018, partially linear model): log units and every treatment are
+  demeaned within outlet x product (fixed effects), then predicted from the controls by xgboost.spark
+  models cross-fitted on contiguous blocks of weeks. The effects are the coefficients of the outcome's
+  residual on the treatments' residuals. Cross prices use the rival brands' own-price residuals at the
+  same outlet and week.
+- Fixed effects (the transparent baseline): log units on the treatments and the rival brands' log
+  prices, all demeaned by outlet x product and by week.
+
+Identification: given the controls (season, outlet attributes, units two weeks and a year back, the
+reference price) and the outlet x product's own level, this week's price and
+promotions are as good as random. Demand shocks the retailer saw and the controls do not stay in.
+An effect without support (too few treated rows, too little price variation) is not estimated.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from lakehouse.ml import panel as P
+from lakehouse.ml.linear import GroupFit, grouped_ols
+
+DML, FIXED_EFFECTS = "dml", "fixed_effects"
+IDENTIFIED_BY = {
+    DML: "residuals on residuals: outlet x product means removed, cross-fitted xgboost on the controls",
+    FIXED_EFFECTS: "log-log least squares with outlet x product and week fixed effects",
+}
+
+# A nuisance learner: (train rows, feature columns, label, prediction column) -> a function adding predictions.
+Learner = Callable[[DataFrame, list[str], str, str], Callable[[DataFrame], DataFrame]]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How effects are estimated (the `effects` section of the config)."""
+
+    segments: list[str]
+    folds: int
+    min_group_rows: int
+    min_treated_rows: int
+    min_treated_share: float
+    min_price_sd: float
+    confidence: float
+    cross_prices: bool = True
+
+
+def xgboost_learner(params: dict[str, Any], num_workers: int) -> Learner:
+    """xgboost.spark regressors, each fit distributed over `num_workers` Spark tasks."""
+
+    def fit(train_df: DataFrame, features: list[str], label: str, prediction: str) -> Callable[[DataFrame], DataFrame]:
+        import logging
+
+        from xgboost.spark import SparkXGBRegressor  # imported here: it pulls in xgboost and sklearn
+
+        logging.getLogger("XGBoost-PySpark").setLevel(logging.WARNING)
+        model = SparkXGBRegressor(
+            features_col=features,
+            label_col=label,
+            prediction_col=prediction,
+            num_workers=num_workers,
+            missing=float("nan"),
+            verbose=False,
+            **params,
+        ).fit(train_df)
+        return model.transform
+
+    return fit
+
+
+def cross_fitted_residuals(
+    df: DataFrame, targets: list[str], controls: list[str], folds: int, learner: Learner
+) -> DataFrame:
+    """`r_<target>` = target - its prediction from the controls by a model fitted on the other folds."""
+    parts = []
+    for k in range(folds):
+        train_df = df.filter(F.col("fold") != k)
+        held = df.filter(F.col("fold") == k)
+        for target in targets:
+            held = learner(train_df, controls, target, f"_hat_{target}")(held)
+        parts.append(held)
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.unionByName(part)
+    return out.select(
+        *[c for c in out.columns if not c.startswith("_hat_")],
+        *[(F.col(t) - F.col(f"_hat_{t}")).alias(f"r_{t}") for t in targets],
+    )
+
+
+@dataclass(frozen=True)
+class Support:
+    """Per brand and segment: rows, and per treatment the treated rows and share (price: rows that vary)."""
+
+    rows: dict[tuple[str, str], int]
+    treated: dict[tuple[str, str, str], int]
+    price_sd: dict[tuple[str, str], float]
+
+    def share(self, key: tuple[str, str], effect: str) -> float:
+        return self.treated.get((*key, effect), 0) / max(self.rows.get(key, 0), 1)
+
+
+def support(segmented_df: DataFrame) -> Support:
+    """One aggregation: rows per group, treated rows per binary treatment, own-price variation.
+
+    Price variation is the standard deviation of log price within outlet x product (`t_price` demeaned),
+    and a row "varies" when it is more than 1% off its item's mean.
+    """
+    binary = [F.sum(F.col(c)).alias(name) for name, c in P.BINARY.items()]
+    rows = (
+        segmented_df.groupBy("brand", "segment")
+        .agg(
+            F.count(F.lit(1)).alias("_rows"),
+            F.stddev("t_price_within").alias("_price_sd"),
+            F.sum((F.abs("t_price_within") > 0.01).cast("int")).alias(P.OWN_PRICE),
+            *binary,
+        )
+        .collect()
+    )
+    out = Support({}, {}, {})
+    for r in rows:
+        key = (r["brand"], r["segment"])
+        out.rows[key] = int(r["_rows"])
+        out.price_sd[key] = float(r["_price_sd"] or 0.0)
+        for effect in P.TREATMENTS:
+            out.treated[(*key, effect)] = int(r[effect] or 0)
+    return out
+
+
+def supported(s: Support, key: tuple[str, str], effect: str, cfg: Settings) -> bool:
+    """Enough rows in the group, enough treated rows and share (or price variation for own price)."""
+    if s.rows.get(key, 0) < cfg.min_group_rows:
+        return False
+    if effect == P.OWN_PRICE:
+        return s.price_sd.get(key, 0.0) >= cfg.min_price_sd and s.treated.get((*key, effect), 0) >= cfg.min_treated_rows
+    treated = s.treated.get((*key, effect), 0)
+    return treated >= cfg.min_treated_rows and s.share(key, effect) >= cfg.min_treated_share
+
+
+def regressors(
+    s: Support, brands: P.Brands, cfg: Settings, own: dict[str, str], cross: Callable[[str], str]
+) -> dict[tuple[str, str], dict[str, str]]:
+    """Per group: effect name -> column, for the supported treatments and the rival brands' prices."""
+    out = {}
+    for key in s.rows:
+        brand = key[0]
+        chosen = {effect: column for effect, column in own.items() if supported(s, key, effect, cfg)}
+        if cfg.cross_prices and P.OWN_PRICE in chosen:  # a rival's price is supported where the own price is
+            chosen |= {P.CROSS_PREFIX + rival: cross(rival) for rival in brands.rivals(brand)}
+        if chosen:
+            out[key] = chosen
+    return out
+
+
+def _fit(df: DataFrame, y: str, chosen: dict[tuple[str, str], dict[str, str]]) -> dict[tuple, tuple[dict, GroupFit]]:
+    fits = grouped_ols(df, ["brand", "segment"], y, {k: tuple(v.values()) for k, v in chosen.items()}, "outlet_id")
+    return {f.key: (chosen[f.key], f) for f in fits}
+
+
+def estimate(
+    features_df: DataFrame, cfg: Settings, learner: Learner | None, methods: tuple[str, ...] = (DML, FIXED_EFFECTS)
+) -> list[dict[str, Any]]:
+    """Effect rows (`effect_rows`) of each method on the gold feature rows given."""
+    panel = P.effect_panel(features_df)
+    controls = P.control_columns(panel)
+    brands = P.brands_of(panel)
+    segments = P.segment_definitions(panel, cfg.segments)
+    panel = P.with_folds(panel, cfg.folds).withColumn("t_price_within", F.col("t_price")).cache()
+    panel = P.with_demeaned(panel, ["t_price_within"], P.ITEM)
+    s = support(P.with_segments(panel, segments))
+    out: list[dict[str, Any]] = []
+    if FIXED_EFFECTS in methods:
+        with_cross = P.with_cross_prices(panel, brands, "t_price")
+        columns = [P.Y, *P.TREATMENTS.values(), *[brands.column(b) for b in brands.names]]
+        fe = P.with_segments(P.two_way_demeaned(with_cross, columns), segments).cache()
+        chosen = regressors(s, brands, cfg, P.TREATMENTS, brands.column)
+        out += effect_rows(FIXED_EFFECTS, _fit(fe, P.Y, chosen), s, cfg)
+    if DML in methods:
+        assert learner is not None, "double ML needs a nuisance learner"
+        targets = [P.Y, *P.TREATMENTS.values()]
+        within = P.with_demeaned(panel, targets, P.ITEM)
+        residuals = cross_fitted_residuals(within, targets, controls, cfg.folds, learner).cache()
+        with_cross = P.with_cross_prices(residuals, brands, "r_t_price")
+        dml = P.with_segments(with_cross, segments).cache()
+        own = {effect: f"r_{column}" for effect, column in P.TREATMENTS.items()}
+        chosen = regressors(s, brands, cfg, own, brands.column)
+        out += effect_rows(DML, _fit(dml, f"r_{P.Y}", chosen), s, cfg)
+    return out
+
+
+def effect_rows(method: str, fits: dict[tuple, tuple[dict, GroupFit]], s: Support, cfg: Settings) -> list[dict]:
+    """One row per brand, segment and effect: the estimate and its interval, or `unsupported`."""
+    z = NormalDist().inv_cdf(0.5 + cfg.confidence / 2)
+    rows = []
+    for key in sorted(s.rows):
+        chosen, fit = fits.get(key, ({}, None))
+        estimates = dict(zip(fit.regressors, zip(fit.estimate, fit.std_error, strict=True), strict=True)) if fit else {}
+        effects = [*P.TREATMENTS, *sorted(e for e in chosen if e.startswith(P.CROSS_PREFIX))]
+        for effect in effects:
+            column = chosen.get(effect)
+            est, se = estimates.get(column, (None, None)) if column else (None, None)
+            low, high = (None, None) if est is None or se is None else (est - z * se, est + z * se)
+            row = {
+                "brand": key[0],
+                "segment": key[1],
+                "effect": effect,
+                "method": method,
+                "estimate": est,
+                "std_error": se,
+                "ci_low": low,
+                "ci_high": high,
+                "rows": s.rows[key],
+                "treated_share": None if effect.startswith(P.CROSS_PREFIX) else s.share(key, effect),
+                "status": "estimated" if est is not None else ("unsupported" if column is None else "singular"),
+                "identified_by": IDENTIFIED_BY[method],
+            }
+            rows.append(row | lift_pct(effect, row))
+    return rows
+
+
+def lift_pct(effect: str, row: dict[str, Any]) -> dict[str, Any]:
+    """A promotion's effect in percent of units (exp(b) - 1); prices are elasticities and get none."""
+    if effect not in P.BINARY or row["estimate"] is None:
+        return {"lift_pct": None, "lift_pct_low": None, "lift_pct_high": None}
+    return {
+        k: 100 * (math.exp(row[src]) - 1)
+        for k, src in (("lift_pct", "estimate"), ("lift_pct_low", "ci_low"), ("lift_pct_high", "ci_high"))
+    }
