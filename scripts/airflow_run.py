@@ -6,7 +6,8 @@ scheduler to start. The steps come in the order the weekly schedule would run th
 
 1. ingest_and_build, initial load: every delivery, and every week up to the one before the last;
 2. ingest_and_build for the last week, as a weekly run;
-3. train: train, gate and promote (in production the gold_features Asset starts it);
+3. train: train, gate and promote (in production the gold_features Asset starts it), then estimate the
+   causal effects of price and promotions (printed at the end, double ML beside fixed effects);
 4. score for the week before the last, then for the last week: each scores the week after its own, and
    the second measures the lift of the last week, which the first scored;
 5. monitor the last week: Evidently reports, data health and the retraining decision. A request
@@ -149,6 +150,7 @@ def summary(settings: Any, last: date) -> None:
         file=TERMINAL,
         flush=True,
     )
+    subprocess.run([str(BIN / "lakehouse"), "effects", "--show"], stdout=TERMINAL, check=True)
     subprocess.run([str(BIN / "lakehouse"), "recommendations"], stdout=TERMINAL, check=True)
 
 
