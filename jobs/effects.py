@@ -184,8 +184,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         for row in sorted(rows, key=lambda r: (r["method"], r["brand"], r["segment"], r["effect"])):
             print(json.dumps(row, default=str))
-    else:
-        print(effects_report.table(rows))
+        return 0
+    print(effects_report.table(rows))
+    if args.show:
+        tracking.configure(settings, config.registry.experiment, dict(os.environ))
+    metrics = registry.client().get_run(rows[0]["run_id"]).data.metrics if rows else {}
+    print(effects_report.forecast_line(metrics))
     return 0
 
 

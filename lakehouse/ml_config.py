@@ -28,6 +28,7 @@ class TrainingConfig:
     cv_folds: int
     min_train_weeks: int
     reproduce_tolerance: float
+    monotone: dict[str, int]
 
     @property
     def estimator_params(self) -> dict[str, Any]:
@@ -175,6 +176,8 @@ def from_dict(raw: dict[str, Any]) -> MLConfig:
         raise UsageError("monitoring.sample_rows must be at least 100 and retraining.cooldown_weeks not negative")
     if config.effects.folds < 2 or not 0.0 < config.effects.confidence < 1.0:
         raise UsageError("effects.folds must be at least 2 and effects.confidence in (0, 1)")
+    if any(v not in (-1, 0, 1) for v in config.training.monotone.values()):
+        raise UsageError(f"training.monotone values must be -1, 0 or 1: {config.training.monotone}")
     if config.training.estimator not in ESTIMATORS:
         raise UsageError(f"training.estimator {config.training.estimator!r} is not one of {', '.join(ESTIMATORS)}")
     return config

@@ -16,7 +16,8 @@ from pyspark.ml.regression import GBTRegressor, LinearRegression
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse.features import CATEGORICAL_FEATURES, LABEL, PROMO_FEATURES
+from lakehouse.features import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES, PROMO_FEATURES
+from lakehouse.runtime import UsageError
 
 PREDICTION = "predicted_units"
 # The pipeline's own output column; MLflow's Spark flavour (pyfunc, spark_udf) returns the column named so.
@@ -66,6 +67,18 @@ def feature_columns(numeric: tuple[str, ...]) -> list[str]:
     return [*(f"f_{c}" for c in (*PROMO_FEATURES, *numeric, *DERIVED)), *(f"f_{c}_code" for c in CATEGORICAL_FEATURES)]
 
 
+def monotone_constraints(monotone: dict[str, int], numeric: tuple[str, ...]) -> str:
+    """xgboost's constraint string, one sign per feature in `feature_names` order (0: unconstrained).
+
+    A key that is no model feature is an error; one the run dropped (no values) is skipped.
+    """
+    known = {*PROMO_FEATURES, *NUMERIC_FEATURES, *DERIVED, *CATEGORICAL_FEATURES}
+    unknown = sorted(set(monotone) - known)
+    if unknown:
+        raise UsageError(f"training.monotone names no model feature: {', '.join(unknown)}")
+    return "(" + ",".join(str(int(monotone.get(name, 0))) for name in feature_names(numeric)) + ")"
+
+
 def _estimator_stages(name: str, params: dict[str, Any], num_workers: int, inputs: list[str]) -> list[Any]:
     """The estimator on the feature columns (MLlib needs them assembled into one vector first)."""
     if name == "xgboost":
@@ -93,8 +106,19 @@ def _estimator_stages(name: str, params: dict[str, Any], num_workers: int, input
     return [assembler, gbt]
 
 
-def build_pipeline(estimator: str, params: dict[str, Any], numeric: tuple[str, ...], num_workers: int) -> Pipeline:
-    """Raw gold columns -> numeric feature columns (`feature_columns`) -> estimator -> `predicted_units`."""
+def build_pipeline(
+    estimator: str,
+    params: dict[str, Any],
+    numeric: tuple[str, ...],
+    num_workers: int,
+    monotone: dict[str, int] | None = None,
+) -> Pipeline:
+    """Raw gold columns -> numeric feature columns (`feature_columns`) -> estimator -> `predicted_units`.
+
+    `monotone` (feature -> -1, 0, 1) constrains xgboost's response to those features.
+    """
+    if monotone and estimator == "xgboost":
+        params = {**params, "monotone_constraints": monotone_constraints(monotone, numeric)}
     cast_stage, vector_inputs = _vector_columns(numeric, estimator)
     indexer = StringIndexer(
         inputCols=list(CATEGORICAL_FEATURES),

@@ -61,7 +61,7 @@ def week_span(df: DataFrame) -> tuple[date, date]:
 
 
 def _fit(cfg: TrainingConfig, numeric: tuple[str, ...], train_df: DataFrame) -> PipelineModel:
-    pipeline = modeling.build_pipeline(cfg.estimator, cfg.estimator_params, numeric, cfg.num_workers)
+    pipeline = modeling.build_pipeline(cfg.estimator, cfg.estimator_params, numeric, cfg.num_workers, cfg.monotone)
     return modeling.fit(pipeline, train_df)
 
 

@@ -37,6 +37,21 @@ def table(rows: list[dict[str, Any]], segment: str = ALL) -> str:
     return "\n".join(lines)
 
 
+def forecast_line(metrics: dict[str, float]) -> str:
+    """The forecast's own what-ifs on the holdout (the training run's `effect_*` metrics), labelled as such.
+
+    Beside the effects they show how far a forecast's answer to "what if" is from a causal effect.
+    """
+    parts = []
+    if "effect_price_elasticity" in metrics:
+        parts.append(f"price elasticity {metrics['effect_price_elasticity']:+.2f}")
+    for promo in ("deal", "feature", "display"):
+        value = metrics.get(f"effect_{promo}_lift")
+        if value is not None and value == value:  # NaN: the holdout never had the promotion
+            parts.append(f"{promo} {100 * value:+.0f}%")
+    return "forecast what-if on the holdout, not a causal effect: " + (", ".join(parts) or "none logged")
+
+
 def _order(effect: str) -> tuple[int, str]:
     first = ("own_price", "deal", "feature", "display", "post_promotion_dip")
     return (first.index(effect), "") if effect in first else (len(first), effect)

@@ -141,3 +141,16 @@ def test_config_overrides_merge_and_unknown_keys_are_refused(tmp_path):
 def test_null_promotions_are_not_a_promo_state(spark):
     df = spark.createDataFrame([(None, None, None)], "is_on_deal boolean, is_featured boolean, has_display boolean")
     assert df.select(promo_state().alias("s")).first()["s"] == "none"
+
+
+def test_monotone_constraints_follow_the_feature_order_and_refuse_unknown_features():
+    from lakehouse.modeling import monotone_constraints
+
+    signs = monotone_constraints({"log_price": -1, "is_on_deal": 1, "units_lag_52": 1}, ("unit_price", "log_price"))
+    # is_on_deal, is_featured, has_display, unit_price, log_price, two derived prices, four categories;
+    # units_lag_52 was dropped by this run (no values) and is skipped.
+    assert signs == "(1,0,0,0,-1,0,0,0,0,0,0)"
+    with pytest.raises(UsageError, match="no model feature: lo_price"):
+        monotone_constraints({"lo_price": -1}, ("unit_price",))
+    with pytest.raises(UsageError, match="must be -1, 0 or 1"):
+        from_dict({"training": {"monotone": {"log_price": -2}}})
