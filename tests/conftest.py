@@ -91,9 +91,10 @@ LONGEST_MODULES = (
     "tests/dags/test_dags.py",  # about 400 s: every DAG, one spark-submit run of ingest_and_build
     "tests/integration/test_cluster.py",  # about 220 s: a standalone cluster
     "tests/integration/test_monitor.py",  # about 250 s: a scenario with a trained champion
+    "tests/integration/test_train_dominicks.py",  # about 250 s: Dominick's built, trained, its effects
+    "tests/integration/test_effects.py",  # about 230 s: confounded data built, trained, effects, EconML
     "tests/integration/test_score.py",
     "tests/integration/test_evolution.py",
-    "tests/integration/test_train_dominicks.py",
     "tests/integration/test_train.py",
 )
 

@@ -293,7 +293,10 @@ def trained_home(spark, tmp_path, monkeypatch):
             "holdout_weeks": 2,
             "min_train_weeks": 4,
             "params": {"xgboost": {"n_estimators": 20}},
-        }
+        },
+        # A 20-tree model on 8 weeks: the DAGs need a champion here, not a good one (with the monotone
+        # constraints its holdout bias came out at -0.104, over the default 0.10). The gate has its own tests.
+        "gate": {"max_abs_bias": 0.2},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     monkeypatch.setenv("LAKEHOUSE_CONFIG", str(tmp_path / "config.yaml"))
