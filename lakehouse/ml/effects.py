@@ -170,32 +170,44 @@ def _fit(df: DataFrame, y: str, chosen: dict[tuple[str, str], dict[str, str]]) -
 def estimate(
     features_df: DataFrame, cfg: Settings, learner: Learner | None, methods: tuple[str, ...] = (DML, FIXED_EFFECTS)
 ) -> list[dict[str, Any]]:
-    """Effect rows (`effect_rows`) of each method on the gold feature rows given."""
-    panel = P.effect_panel(features_df)
-    controls = P.control_columns(panel)
-    brands = P.brands_of(panel)
-    segments = P.segment_definitions(panel, cfg.segments)
-    panel = P.with_folds(panel, cfg.folds).withColumn("t_price_within", F.col("t_price")).cache()
-    panel = P.with_demeaned(panel, ["t_price_within"], P.ITEM)
-    s = support(P.with_segments(panel, segments))
-    out: list[dict[str, Any]] = []
-    if FIXED_EFFECTS in methods:
-        with_cross = P.with_cross_prices(panel, brands, "t_price")
-        columns = [P.Y, *P.TREATMENTS.values(), *[brands.column(b) for b in brands.names]]
-        fe = P.with_segments(P.two_way_demeaned(with_cross, columns), segments).cache()
-        chosen = regressors(s, brands, cfg, P.TREATMENTS, brands.column)
-        out += effect_rows(FIXED_EFFECTS, _fit(fe, P.Y, chosen), s, cfg)
-    if DML in methods:
-        assert learner is not None, "double ML needs a nuisance learner"
-        targets = [P.Y, *P.TREATMENTS.values()]
-        within = P.with_demeaned(panel, targets, P.ITEM)
-        residuals = cross_fitted_residuals(within, targets, controls, cfg.folds, learner).cache()
-        with_cross = P.with_cross_prices(residuals, brands, "r_t_price")
-        dml = P.with_segments(with_cross, segments).cache()
-        own = {effect: f"r_{column}" for effect, column in P.TREATMENTS.items()}
-        chosen = regressors(s, brands, cfg, own, brands.column)
-        out += effect_rows(DML, _fit(dml, f"r_{P.Y}", chosen), s, cfg)
-    return out
+    """Effect rows (`effect_rows`) of each method on the gold feature rows given.
+
+    The frames it caches are released before it returns: jobs may share one session (`make run`).
+    """
+    cached: list[DataFrame] = []
+
+    def keep(df: DataFrame) -> DataFrame:
+        cached.append(df.cache())
+        return df
+
+    try:
+        panel = P.effect_panel(features_df)
+        controls = P.control_columns(panel)
+        brands = P.brands_of(panel)
+        segments = P.segment_definitions(panel, cfg.segments)
+        panel = keep(P.with_folds(panel, cfg.folds).withColumn("t_price_within", F.col("t_price")))
+        panel = P.with_demeaned(panel, ["t_price_within"], P.ITEM)
+        s = support(P.with_segments(panel, segments))
+        out: list[dict[str, Any]] = []
+        if FIXED_EFFECTS in methods:
+            with_cross = P.with_cross_prices(panel, brands, "t_price")
+            columns = [P.Y, *P.TREATMENTS.values(), *[brands.column(b) for b in brands.names]]
+            fe = keep(P.with_segments(P.two_way_demeaned(with_cross, columns), segments))
+            chosen = regressors(s, brands, cfg, P.TREATMENTS, brands.column)
+            out += effect_rows(FIXED_EFFECTS, _fit(fe, P.Y, chosen), s, cfg)
+        if DML in methods:
+            assert learner is not None, "double ML needs a nuisance learner"
+            targets = [P.Y, *P.TREATMENTS.values()]
+            within = P.with_demeaned(panel, targets, P.ITEM)
+            residuals = keep(cross_fitted_residuals(within, targets, controls, cfg.folds, learner))
+            dml = keep(P.with_segments(P.with_cross_prices(residuals, brands, "r_t_price"), segments))
+            own = {effect: f"r_{column}" for effect, column in P.TREATMENTS.items()}
+            chosen = regressors(s, brands, cfg, own, brands.column)
+            out += effect_rows(DML, _fit(dml, f"r_{P.Y}", chosen), s, cfg)
+        return out
+    finally:
+        for df in cached:
+            df.unpersist()
 
 
 def effect_rows(method: str, fits: dict[tuple, tuple[dict, GroupFit]], s: Support, cfg: Settings) -> list[dict]:
