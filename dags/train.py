@@ -1,5 +1,6 @@
-"""Train, gate and promote, whenever gold features change (the Asset) or monitoring asks (run conf); then
-estimate the causal effects of price and promotions from the same gold_features version (`effects`).
+"""Train and gate, whenever gold features change (the Asset) or monitoring asks (run conf); then estimate
+the causal effects of price and promotions from the same gold_features version (`effects`), which
+completes the gate (signs, stability against the champion's effects) and promotes a version that passed.
 
 A run triggered by `monitor` carries the retraining request in its conf (`request_id`), which lands on
 the MLflow run's tags. Training on features, config and code it has already trained on reuses that run.
@@ -20,6 +21,8 @@ with DAG(
     doc_md=__doc__,
     tags=["lakehouse", "ml"],
 ):
-    train = SparkJob(task_id="train", module="jobs.train", args=["--request-id", "{{ params.request_id }}"])
-    effects = SparkJob(task_id="effects", module="jobs.effects", args=[])
+    train = SparkJob(
+        task_id="train", module="jobs.train", args=["--request-id", "{{ params.request_id }}", "--no-promote"]
+    )
+    effects = SparkJob(task_id="effects", module="jobs.effects", args=["--promote"])
     train >> effects

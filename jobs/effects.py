@@ -5,6 +5,10 @@ double ML (xgboost.spark nuisance models, cross-fitted on blocks of weeks) and a
 baseline, per brand and outlet segment, with standard errors clustered by outlet (lakehouse.ml.effects).
 They are logged to the model's MLflow run too (a table and a coefficient plot). A re-run for the same
 model version, data, config and code writes nothing. `--show` prints what is stored, without Spark.
+
+For a version waiting on its gate (trained with --no-promote, as the train DAG does), the effects
+complete the verdict: signs and stability against the champion's effects (lakehouse.gate.decide_effects).
+With --promote, a version whose whole gate passed becomes @champion.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from lakehouse import registry, tracking
 from lakehouse.catalog import GOLD_EFFECTS, GOLD_FEATURES
 from lakehouse.config import Settings, load_settings
 from lakehouse.contracts import load_contract
+from lakehouse.gate import GateResult, decide_effects
 from lakehouse.lineage import code_id, inputs_id
-from lakehouse.ml import effects_report
+from lakehouse.ml import effects_report, promotion
 from lakehouse.ml_config import MLConfig, load_ml_config
 from lakehouse.runtime import DataError, Progress, run_main
 
@@ -36,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the rows as JSON lines instead of a table")
     parser.add_argument("--force", action="store_true", help="estimate again even if these inputs were estimated")
     parser.add_argument("--show", action="store_true", help="print the stored effects of the version (no estimation)")
+    parser.add_argument("--promote", action="store_true", help="promote the version if its whole gate passed")
 
 
 def model_version(name: str, wanted: str | None) -> Any:
@@ -74,22 +80,30 @@ def _settings(config: MLConfig) -> Any:
     )
 
 
-def _stored(spark: SparkSession, settings: Settings, name: str, version: str) -> DataFrame | None:
+def _stored(
+    spark: SparkSession, settings: Settings, name: str, version: str | None, inputs: str | None = None
+) -> DataFrame | None:
+    """The stored rows of the model (one version of it, or those from the given inputs); None without a table."""
     from pyspark.sql import functions as F
 
     from lakehouse import delta_io
 
     if not delta_io.exists(spark, GOLD_EFFECTS, settings):
         return None
-    rows = delta_io.read(spark, GOLD_EFFECTS, settings)
-    return rows.filter((F.col("model_name") == name) & (F.col("model_version") == version))
+    rows = delta_io.read(spark, GOLD_EFFECTS, settings).filter(F.col("model_name") == name)
+    if version is not None:
+        rows = rows.filter(F.col("model_version") == version)
+    return rows if inputs is None else rows.filter(F.col("inputs") == inputs)
 
 
 def estimate_version(
     spark: SparkSession, settings: Settings, config: MLConfig, version: Any, force: bool, progress: Progress
 ) -> list[dict[str, Any]]:
-    """The version's effect rows: stored ones when their inputs are these, else estimated and written."""
-    from pyspark.sql import functions as F
+    """The version's effect rows: stored ones when their inputs are these, else estimated and written.
+
+    Effects are a function of the data, not of the forecast: a version trained on the same gold_features
+    version (a retrain, a new model config) takes the rows another version has from the same inputs.
+    """
 
     from lakehouse import delta_io
     from lakehouse.ml import effects
@@ -100,7 +114,7 @@ def estimate_version(
     contract = load_contract(GOLD_EFFECTS.contract, settings.contracts_dir)
     inputs = inputs_id(
         {
-            "model": f"{name}/{version.version}/{version.run_id}",
+            "model": name,
             "features_version": features,
             "config": {"effects": config.effects, "num_workers": config.training.num_workers},
             "contracts": {
@@ -109,14 +123,12 @@ def estimate_version(
             "code": code_id(EFFECTS_CODE),
         }
     )
-    stored = _stored(spark, settings, name, str(version.version))
-    if stored is not None and not force and stored.filter(F.col("inputs") != inputs).isEmpty() and not stored.isEmpty():
+    same = None if force else _stored(spark, settings, name, None, inputs)
+    kept = [r.asDict() for r in same.collect()] if same is not None else []
+    mine = [r for r in kept if r["model_version"] == str(version.version)]
+    if mine:
         progress(f"kept: the effects of {name} version {version.version} are from these inputs ({inputs})")
-        return [r.asDict() for r in stored.collect()]
-    progress(f"estimating effects of {name} version {version.version} on {GOLD_FEATURES.name} version {features}")
-    features_df = delta_io.read(spark, GOLD_FEATURES, settings, features)
-    learner = effects.xgboost_learner(config.effects.nuisance_params, config.training.num_workers)
-    rows = effects.estimate(features_df, _settings(config), learner)
+        return mine
     ids = {
         "model_name": name,
         "model_version": str(version.version),
@@ -125,7 +137,15 @@ def estimate_version(
         "confidence": config.effects.confidence,
         "inputs": inputs,
     }
-    full = [{**row, **ids} for row in rows]
+    if kept:
+        source = min((r["model_version"] for r in kept), key=int)
+        progress(f"taking the effects of version {source}: estimated from the same inputs ({inputs})")
+        full = [{**row, **ids} for row in kept if row["model_version"] == source]
+    else:
+        progress(f"estimating effects of {name} version {version.version} on {GOLD_FEATURES.name} version {features}")
+        features_df = delta_io.read(spark, GOLD_FEATURES, settings, features)
+        learner = effects.xgboost_learner(config.effects.nuisance_params, config.training.num_workers)
+        full = [{**row, **ids} for row in effects.estimate(features_df, _settings(config), learner)]
     tuples = [tuple(row.get(c) for c in contract.column_names) for row in full]
     df = select_contract(spark.createDataFrame(tuples, schema=contract_ddl(contract)), contract)
     predicate = f"model_name = '{name}' AND model_version = '{version.version}'"
@@ -135,12 +155,67 @@ def estimate_version(
     return full
 
 
+def estimate_and_gate(
+    spark: SparkSession, settings: Settings, config: MLConfig, version: Any, progress: Progress
+) -> GateResult:
+    """The version's effects (estimated unless stored), then the effects half of its gate, recorded on it."""
+    rows = estimate_version(spark, settings, config, version, False, progress)
+    return gate_effects(spark, settings, config, version, rows, progress)
+
+
+def gate_effects(
+    spark: SparkSession, settings: Settings, config: MLConfig, version: Any, rows: list[dict], progress: Progress
+) -> GateResult:
+    """The effects half of the version's gate (signs; stability against the champion's effects), recorded on it."""
+    name = config.registry.model_name
+    champion = registry.alias_version(name, registry.CHAMPION)
+    before = None
+    if champion is not None and champion != str(version.version):
+        stored = _stored(spark, settings, name, champion)
+        before = [r.asDict() for r in stored.collect()] if stored is not None else None
+    reasons, metrics = decide_effects(rows, before or None, config.gate)
+    gate = promotion.record_effects(name, version, reasons, metrics)
+    compared = f"against version {champion}'s effects" if before else "(no champion effects to compare with)"
+    progress(f"effects gate {compared}: {'passed' if not reasons else 'failed: ' + '; '.join(reasons)}")
+    return gate
+
+
+def _promote(
+    spark: SparkSession, settings: Settings, config: MLConfig, version: Any, rows: list[dict], progress: Progress
+) -> int:
+    """`--promote`: complete the version's gate with the effects and promote it if all of it passed."""
+    name = config.registry.model_name
+    state = version.tags.get("gate.effects")
+    if state is None:
+        raise DataError(
+            f"version {version.version} has no gate verdict to complete (trained before the two-part gate): "
+            f"see `lakehouse models show {version.version}`, promote by hand with `lakehouse models promote`"
+        )
+    if registry.alias_version(name, registry.CHAMPION) == str(version.version):
+        progress(f"version {version.version} is @champion already")
+        return 0
+    if state == promotion.NOT_REQUIRED:
+        gate = promotion.recorded(version)
+    else:
+        gate = gate_effects(spark, settings, config, version, rows, progress)
+    if not gate.passed:
+        print(f"version {version.version} not promoted: {gate.summary()}")
+        return 0
+    promotion.promote_gated(spark, settings, name, str(version.version), gate, version.run_id)
+    progress(f"promoted version {version.version} to @champion")
+    return 0
+
+
 def _log_to_run(run_id: str, rows: list[dict[str, Any]]) -> None:
-    """The effects as a table, the own-price elasticities as metrics and a coefficient plot, on the model's run."""
+    """The effects as a table, the own-price elasticities as metrics and a coefficient plot, on the model's run
+    (the active one when `lakehouse train` estimates them within its run)."""
+    from contextlib import nullcontext
+
     import mlflow
     import pandas as pd
 
-    with mlflow.start_run(run_id=run_id):
+    active = mlflow.active_run()
+    with nullcontext() if active is not None and active.info.run_id == run_id else mlflow.start_run(run_id=run_id):
         mlflow.log_table(pd.DataFrame(rows), "effects/effects.json")
         metrics = {
             f"effect_{r['method']}_own_price_{effects_report.metric_name(r['brand'])}": r["estimate"]
@@ -181,6 +256,8 @@ def run(args: argparse.Namespace) -> int:
         tracking.configure(settings, config.registry.experiment, dict(os.environ))
         version = model_version(config.registry.model_name, args.model_version)
         rows = estimate_version(spark, settings, config, version, args.force, Progress("effects"))
+        if args.promote:
+            _promote(spark, settings, config, version, rows, Progress("effects"))
     if args.json:
         for row in sorted(rows, key=lambda r: (r["method"], r["brand"], r["segment"], r["effect"])):
             print(json.dumps(row, default=str))

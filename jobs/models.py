@@ -82,7 +82,9 @@ def list_versions(name: str) -> list[dict[str, Any]]:
                 "aliases": sorted(by_version.get(str(mv.version), [])),
                 "created": mv.creation_timestamp,
                 "run_id": mv.run_id,
-                "gate": {None: "not gated", True: "passed", False: "failed"}[passed],
+                "gate": "pending"
+                if mv.tags.get("gate.passed") == "pending"
+                else {None: "not gated", True: "passed", False: "failed"}[passed],
                 "holdout_wape": metrics.get("challenger_wape"),
             }
         )
@@ -114,6 +116,8 @@ def promote(spark: SparkSession, settings: Settings, name: str, version: str, re
     stale = bool(passed) and metrics.get("champion_version") != current
     if passed is None:
         verdict = "was never gated"
+    elif mv.tags.get("gate.passed") == "pending":
+        verdict = f"waits for its effects gate (`lakehouse effects --model-version {version} --promote`)"
     elif stale:
         verdict = f"was gated against version {metrics.get('champion_version')}, not the current champion {current}"
     else:

@@ -1,8 +1,11 @@
 """Train the sales-drivers model on gold features, log it to MLflow, register it as @challenger and gate it.
 
-The gate compares the challenger with @champion on the same, latest holdout (recomputed now) and
-promotes it when it passes, unless --no-promote. `--reproduce RUN_ID` retrains a logged run on the
-same Delta version of the features with its recorded config and compares the metrics.
+The gate compares the challenger's forecast with @champion on the same, latest holdout (recomputed now),
+then (gate.effects_required) estimates the challenger's causal effects and checks their signs and
+stability (jobs.effects); it promotes the challenger when both halves pass, unless --no-promote. With
+--no-promote the verdict stays pending until `lakehouse effects --promote` (the train DAG's second task).
+`--reproduce RUN_ID` retrains a logged run on the same Delta version of the features with its recorded
+config and compares the metrics.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from lakehouse.contracts import load_contract
 from lakehouse.evaluation import error_breakdown, regression_metrics
 from lakehouse.features import model_input_columns
 from lakehouse.gate import Evidence, GateResult, decide
+from lakehouse.ml import promotion
 from lakehouse.ml_config import MLConfig, from_dict, load_ml_config
 from lakehouse.runtime import DataError, Progress, run_main
 from lakehouse.spark import get_spark
@@ -184,52 +188,26 @@ def train(
             )
         model_uri = _log_model(result, config)
         model_version = _register(spark, settings, config, model_uri, run.info.run_id)
-        gate = run_gate(result, config)
-        mlflow.log_dict({"passed": gate.passed, "reasons": list(gate.reasons), **gate.metrics}, "gate.json")
-        _tag_gate(config.registry.model_name, model_version, gate)
-        progress(
-            f"registered {config.registry.model_name} version {model_version} as @challenger; gate {gate.summary()}"
-        )
-        if gate.passed and promote:
-            _promote_gated(spark, settings, config, model_version, gate, run.info.run_id)
+        forecast = run_gate(result, config)
+        mlflow.log_dict({"passed": forecast.passed, "reasons": list(forecast.reasons), **forecast.metrics}, "gate.json")
+        name, required = config.registry.model_name, config.gate.effects_required
+        gate = promotion.record_forecast(name, model_version, forecast, required)
+        progress(f"registered {name} version {model_version} as @challenger; forecast gate {forecast.summary()}")
+        if promote and forecast.passed and required:  # the effects half, in this process and run
+            from jobs.effects import estimate_and_gate
+
+            gate = estimate_and_gate(
+                spark, settings, config, registry.client().get_model_version(name, model_version), progress
+            )
+        if promote and gate.passed:
+            promotion.promote_gated(spark, settings, name, model_version, gate, run.info.run_id)
             progress(f"promoted version {model_version} to @champion")
-    # The run ends FINISHED only after registration, gate and promotion: a failure there leaves it
-    # FAILED, so the next `train` does not reuse it.
+        elif promote and forecast.passed:
+            progress(f"version {model_version} stays @challenger: gate {gate.summary()}")
+    # The run ends FINISHED only after registration, the whole gate and promotion: a failure there leaves
+    # it FAILED, so the next `train` does not reuse it.
     print(f"run {run.info.run_id}: version {model_version}, holdout wape {result.holdout_metrics['wape']:.4f}")
     return 0
-
-
-def _promote_gated(
-    spark: SparkSession, settings: Settings, config: MLConfig, version: str, gate: GateResult, run_id: str
-) -> None:
-    """Move @champion to a gated version, unless the champion changed since the gate compared with it."""
-    name = config.registry.model_name
-    current = registry.alias_version(name, registry.CHAMPION)
-    if current != gate.metrics["champion_version"]:
-        raise registry.RegistryError(
-            f"@champion moved to version {current} while version {version} was gated against "
-            f"{gate.metrics['champion_version']}; train again or promote by hand"
-        )
-    reason = f"gate passed: wape {gate.metrics['challenger_wape']:.4f}"
-    event = registry.Event(
-        name,
-        registry.CHAMPION,
-        "promote",
-        current,
-        version,
-        reason,
-        gate_passed=True,
-        gate_metrics=gate.metrics,
-        run_id=run_id,
-    )
-    registry.move_alias(spark, settings, event)
-
-
-def _tag_gate(name: str, version: str, gate: GateResult) -> None:
-    mlflow_client = registry.client()
-    mlflow_client.set_model_version_tag(name, version, "gate.passed", str(gate.passed).lower())
-    mlflow_client.set_model_version_tag(name, version, "gate.reasons", "; ".join(gate.reasons) or "-")
-    mlflow_client.set_model_version_tag(name, version, "gate.metrics", json.dumps(gate.metrics, sort_keys=True))
 
 
 def reproduce(spark: SparkSession, settings: Settings, run_id: str, tolerance: float | None) -> int:

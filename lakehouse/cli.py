@@ -64,13 +64,19 @@ def exit_now(code: int) -> NoReturn:
     """Exit with `code`. A command that read Delta with delta-rs and pyarrow (no Spark) exits at once, without
     the interpreter's teardown: Arrow's native thread pools can abort an already finished process there
     (SIGABRT, "terminate called without an active exception"; apache/arrow#34314, delta-io/delta-rs#2184).
-    Its output is flushed first; those commands only read, so nothing else is left to do."""
-    if "pyarrow" in sys.modules and "pyspark.sql" not in sys.modules:
+    Its output is flushed first; those commands only read, so nothing else is left to do. The test is "no
+    Spark session ran", not "pyspark not imported": MLflow imports pyspark.sql on its own when it is installed."""
+    if "pyarrow" in sys.modules and not _spark_started():
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
     sys.exit(code)
+
+
+def _spark_started() -> bool:
+    context = sys.modules.get("pyspark.context")
+    return context is not None and context.SparkContext._active_spark_context is not None
 
 
 def entry() -> NoReturn:

@@ -1,12 +1,16 @@
-"""The promotion gate: a challenger replaces the champion only with evidence, on the same holdout.
+"""The promotion gate: a challenger replaces the champion only with evidence.
 
-Pure decisions over small dicts of metrics, so every rule is unit-tested without a registry.
+Two halves, both pure decisions over small dicts, so every rule is unit-tested without a registry:
+- `decide`: the forecast, on the same holdout as the champion and the baselines;
+- `decide_effects`: the causal effects estimated for the challenger (gold_effects rows), for sanity
+  (signs economics requires) and stability (against the champion's effects).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from lakehouse.ml_config import GateConfig
 
@@ -67,3 +71,64 @@ def decide(
                 f"wape {challenger.wape:.4f} does not beat champion {champion.wape:.4f} by {cfg.min_improvement:.0%}"
             )
     return GateResult(passed=not reasons, reasons=tuple(reasons), metrics=metrics)
+
+
+# The effects the sanity and stability rules read: double ML (what recommendations use), all outlets.
+EFFECTS_METHOD, EFFECTS_SEGMENT, OWN_PRICE = "dml", "ALL", "own_price"
+PROMOTIONS = ("deal", "feature", "display")
+
+
+def decide_effects(
+    challenger: list[dict[str, Any]], champion: list[dict[str, Any]] | None, cfg: GateConfig
+) -> tuple[list[str], dict[str, float]]:
+    """Refusal reasons (each naming the brand and the effect) and the figures behind them.
+
+    Sanity: every estimated own-price elasticity is negative; no promotion effect is negative beyond
+    noise (its whole interval below -promotion_tolerance log points). Stability, against the champion's
+    effects when it has any: no elasticity changes sign or moves by more than max_elasticity_change.
+    Unsupported effects are not estimated, so no rule reads them.
+    """
+    mine = _estimated(challenger)
+    reasons = []
+    if not mine:
+        reasons.append("effects: none estimated for the challenger (run `lakehouse effects`)")
+    for (brand, effect), row in sorted(mine.items()):
+        if effect == OWN_PRICE and not row["estimate"] < 0:
+            reasons.append(f"effects: {brand} own_price elasticity {row['estimate']:+.2f} is not negative")
+        if effect in PROMOTIONS and row["ci_high"] < -cfg.promotion_tolerance:
+            reasons.append(
+                f"effects: {brand} {effect} {row['estimate']:+.2f} [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]"
+                f" is negative beyond noise (whole interval below -{cfg.promotion_tolerance})"
+            )
+    theirs = _estimated(champion or [])
+    moves = []
+    for (brand, effect), row in sorted(mine.items()):
+        before = theirs.get((brand, effect))
+        if effect != OWN_PRICE or before is None:
+            continue
+        move = row["estimate"] - before["estimate"]
+        moves.append(abs(move))
+        if (row["estimate"] < 0) != (before["estimate"] < 0):
+            reasons.append(
+                f"effects: {brand} own_price elasticity changes sign: "
+                f"{before['estimate']:+.2f} -> {row['estimate']:+.2f}"
+            )
+        elif abs(move) > cfg.max_elasticity_change:
+            reasons.append(
+                f"effects: {brand} own_price elasticity moves {move:+.2f} from the champion's "
+                f"{before['estimate']:+.2f} (more than {cfg.max_elasticity_change})"
+            )
+    metrics = {
+        "effects_estimated": float(len(mine)),
+        "effects_compared_brands": float(len(moves)),
+        "effects_max_elasticity_move": max(moves, default=0.0),
+    }
+    return reasons, metrics
+
+
+def _estimated(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (r["brand"], r["effect"]): r
+        for r in rows
+        if r["method"] == EFFECTS_METHOD and r["segment"] == EFFECTS_SEGMENT and r["estimate"] is not None
+    }

@@ -48,6 +48,9 @@ class GateConfig:
     segment_column: str
     segment_tolerance: float
     must_beat_baselines: bool
+    effects_required: bool
+    promotion_tolerance: float
+    max_elasticity_change: float
 
 
 @dataclass(frozen=True)

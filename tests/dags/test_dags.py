@@ -296,7 +296,9 @@ def trained_home(spark, tmp_path, monkeypatch):
         },
         # A 20-tree model on 8 weeks: the DAGs need a champion here, not a good one (with the monotone
         # constraints its holdout bias came out at -0.104, over the default 0.10). The gate has its own tests.
-        "gate": {"max_abs_bias": 0.2},
+        # Effects estimated on 30 outlets x 12 weeks are noise: promotion on the forecast half alone here
+        # (the DAG still runs `effects --promote`; test_effects has the effects half of the gate).
+        "gate": {"max_abs_bias": 0.2, "effects_required": False},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     monkeypatch.setenv("LAKEHOUSE_CONFIG", str(tmp_path / "config.yaml"))

@@ -2,7 +2,8 @@
 
 One warehouse and one MLflow store for the module: confounded synthetic deliveries (targeted promotions,
 deal depths, substitution within a category, a post-promotion dip; every true effect in truth.json) are
-ingested, built and trained on once; `lakehouse effects` then estimates and writes gold_effects.
+ingested, built and trained on once (as the train DAG does: `train --no-promote`); `lakehouse effects
+--promote` then estimates and writes gold_effects, completes the gate and promotes the version.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import effects as effects_job
+from jobs import models as models_job
 from jobs import sample_data
 from jobs.train import train
 from lakehouse import delta_io, registry, tracking
@@ -44,9 +46,12 @@ def world(spark, tmp_path_factory) -> Iterator[tuple[Settings, MLConfig, dict]]:
         land_and_build(spark, settings, raw, START, WEEKS)
         config = from_dict(FAST)
         tracking.configure(settings, config.registry.experiment, {})
-        assert train(spark, settings, config, None, promote=True) == 0
-        assert effects_job.main([]) == 0
-        yield settings, config, json.loads((raw / "truth.json").read_text())
+        # As the train DAG does: train and gate the forecast, then estimate the effects, which complete the gate.
+        assert train(spark, settings, config, None, promote=False) == 0
+        pending = dict(registry.client().get_model_version(NAME, "1").tags)
+        refused = models_job.main(["promote", "1", "--reason", "before its effects"])
+        assert effects_job.main(["--promote"]) == 0
+        yield settings, config, json.loads((raw / "truth.json").read_text()) | {"pending": pending, "refused": refused}
 
 
 def _rows(spark, settings: Settings, method: str) -> dict[tuple[str, str], dict]:
@@ -145,6 +150,46 @@ def test_the_effects_are_logged_on_the_model_run(world):
     assert any(k.startswith("effect_dml_own_price_") for k in run.data.metrics)
     artifacts = {a.path for a in registry.client().list_artifacts(run_id, "effects")}
     assert {"effects/effects.json", "effects/coefficients.png"} <= artifacts
+
+
+def test_the_effects_complete_the_gate_and_only_then_is_the_version_promoted(spark, world):
+    settings, _, truth = world
+    pending = truth["pending"]
+    assert (pending["gate.passed"], pending["gate.effects"], pending["gate.forecast.passed"]) == (
+        "pending",
+        "pending",
+        "true",
+    )
+    assert truth["refused"] != 0  # `models promote` without --force while the effects half is pending
+    tags = registry.client().get_model_version(NAME, "1").tags
+    assert (tags["gate.passed"], tags["gate.effects"], tags["gate.reasons"]) == ("true", "passed", "-")
+    assert json.loads(tags["gate.metrics"])["effects_estimated"] > 0
+    assert registry.alias_version(NAME, registry.CHAMPION) == "1"
+    (event,) = [r.asDict() for r in registry.history(spark, settings, NAME).collect() if r.alias == "champion"]
+    assert event["forced"] is False and "effects sane and stable" in event["reason"]
+
+
+def test_a_retrained_version_takes_its_features_versions_effects_and_is_gated_on_both_halves(spark, world, capsys):
+    settings, config, _ = world
+    assert train(spark, settings, config, None, promote=False, force=True) == 0  # the same data: version 2
+    capsys.readouterr()
+    assert effects_job.main(["--promote"]) == 0
+    out = capsys.readouterr().out
+    assert "taking the effects of version 1" in out and "not promoted" in out
+    stored = table(spark, settings, GOLD_EFFECTS).filter(F.col("estimate").isNotNull())
+    by_version = {
+        v: {
+            (r.method, r.brand, r.segment, r.effect): r.estimate
+            for r in stored.filter(F.col("model_version") == v).collect()
+        }
+        for v in ("1", "2")
+    }
+    assert by_version["1"] and by_version["1"] == by_version["2"]
+    tags = registry.client().get_model_version(NAME, "2").tags
+    # Identical effects are stable; the forecast, no better than the champion's, keeps it out.
+    assert tags["gate.effects"] == "passed" and json.loads(tags["gate.metrics"])["effects_max_elasticity_move"] == 0
+    assert tags["gate.passed"] == "false" and "does not beat champion" in tags["gate.reasons"]
+    assert registry.alias_version(NAME, registry.CHAMPION) == "1"
 
 
 def test_an_effect_without_support_is_not_estimated():

@@ -42,7 +42,8 @@ BUCKET, PREFIX = "mlflow-artifacts", "lakehouse"
 # The local server accepts any credentials; the secret is distinctive so a leak would be found.
 S3_CREDENTIALS = {"aws_access_key_id": "mlflow-server-key", "aws_secret_access_key": "s3-secret-9f8e7d6c5b4a3210"}
 FAST = {
-    "training": {"cv_folds": 0, "holdout_weeks": 4, "min_train_weeks": 4, "params": {"xgboost": {"n_estimators": 30}}}
+    "training": {"cv_folds": 0, "holdout_weeks": 4, "min_train_weeks": 4, "params": {"xgboost": {"n_estimators": 30}}},
+    "gate": {"effects_required": False},  # promotion on the forecast half alone (test_effects has the rest)
 }
 NAME = "transaction_drivers"
 

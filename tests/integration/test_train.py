@@ -25,7 +25,12 @@ from lakehouse.training import train_and_evaluate
 from tests.integration.helpers import land_and_build, table
 
 START, WEEKS = date(2023, 1, 2), 60
-FAST = {"training": {"cv_folds": 1, "params": {"xgboost": {"n_estimators": 100}}}}
+# The effects half of the gate has its own tests (test_effects, test_train_dominicks); promotion here
+# needs only the forecast half, which saves estimating effects on data made for something else.
+FAST = {
+    "training": {"cv_folds": 1, "params": {"xgboost": {"n_estimators": 100}}},
+    "gate": {"effects_required": False},
+}
 NAME = "transaction_drivers"
 
 

@@ -90,3 +90,6 @@ def test_on_dominicks_every_brands_own_price_elasticity_is_negative(spark, train
     # Dominick's has no display flag: display is never offered as an effect there.
     display = [r for r in rows if r["effect"] == "display"]
     assert display and {r["status"] for r in display} == {"unsupported"}
+    # `train` estimated them before promoting: the whole gate passed, the effects half included.
+    assert version.tags["gate.effects"] == "passed" and version.tags["gate.passed"] == "true", version.tags
+    assert registry.alias_version(config.registry.model_name, registry.CHAMPION) == "1"

@@ -10,7 +10,7 @@ from chispa import assert_approx_df_equality, assert_df_equality
 
 from lakehouse.evaluation import regression_metrics, time_splits
 from lakehouse.features import Action, promo_state, with_action
-from lakehouse.gate import Evidence, decide
+from lakehouse.gate import Evidence, decide, decide_effects
 from lakehouse.ml_config import from_dict, load_ml_config
 from lakehouse.registry import champion_chain
 from lakehouse.runtime import UsageError
@@ -109,6 +109,61 @@ def test_a_challenger_must_beat_the_champion_by_the_margin_in_every_segment():
     assert not not_enough.passed and "does not beat champion 0.2000 by 1%" in not_enough.reasons[0]
     worse_segment = decide(_evidence(0.18, 0.0, 0.0, retail=0.1, digital=0.22), champion, {}, {}, GATE)
     assert not worse_segment.passed and "segment digital" in worse_segment.reasons[0]
+
+
+def _effect(brand, effect, estimate, se=0.05, method="dml", segment="ALL"):
+    low, high = (None, None) if estimate is None else (estimate - 1.96 * se, estimate + 1.96 * se)
+    return {"brand": brand, "effect": effect, "method": method, "segment": segment, "estimate": estimate} | {
+        "ci_low": low,
+        "ci_high": high,
+    }
+
+
+SANE = [_effect("A", "own_price", -2.5), _effect("A", "deal", 0.3), _effect("B", "own_price", -3.0)]
+
+
+def test_sane_effects_pass_and_unsupported_or_baseline_rows_are_not_read():
+    others = [
+        _effect("A", "display", None),  # unsupported: no estimate
+        _effect("A", "own_price", 1.0, method="fixed_effects"),
+        _effect("A", "own_price", 1.0, segment="channel=retail"),
+    ]
+    reasons, metrics = decide_effects(SANE + others, None, GATE)
+    assert reasons == [] and metrics["effects_estimated"] == 3 and metrics["effects_compared_brands"] == 0
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        (_effect("B", "own_price", 0.4), "effects: B own_price elasticity +0.40 is not negative"),
+        (_effect("B", "feature", -0.4), "effects: B feature -0.40 [-0.50, -0.30] is negative beyond noise"),
+    ],
+)
+def test_insane_effects_are_refused_naming_brand_and_effect(row, reason):
+    reasons, _ = decide_effects([*SANE[:2], row], None, GATE)
+    assert len(reasons) == 1 and reasons[0].startswith(reason), reasons
+
+
+def test_a_promotion_slightly_negative_or_negative_within_noise_passes():
+    small = _effect("B", "deal", -0.11, se=0.01)  # Dominick's Tree Fresh: [-0.13, -0.09], above -0.15
+    noisy = _effect("B", "feature", -0.3, se=0.2)  # its interval reaches zero
+    assert decide_effects([*SANE, small, noisy], None, GATE)[0] == []
+
+
+def test_elasticities_must_be_stable_against_the_champions_and_keep_their_sign():
+    champion = [_effect("A", "own_price", -2.0), _effect("B", "own_price", -0.3), _effect("C", "own_price", -1.0)]
+    reasons, metrics = decide_effects(SANE, champion, GATE)
+    assert reasons == ["effects: B own_price elasticity moves -2.70 from the champion's -0.30 (more than 1.0)"]
+    assert metrics["effects_compared_brands"] == 2 and metrics["effects_max_elasticity_move"] == pytest.approx(2.7)
+    flipped = [_effect("A", "own_price", 0.2), _effect("B", "own_price", -3.1)]
+    reasons, _ = decide_effects(SANE, flipped, GATE)
+    assert reasons == ["effects: A own_price elasticity changes sign: +0.20 -> -2.50"]
+
+
+def test_no_estimated_effects_is_a_refusal():
+    assert decide_effects([_effect("A", "own_price", None)], None, GATE)[0] == [
+        "effects: none estimated for the challenger (run `lakehouse effects`)"
+    ]
 
 
 def test_the_champion_chain_is_a_stack_of_promotions_that_rollbacks_pop():
