@@ -135,15 +135,28 @@ def build_pipeline(
     )
     inputs = [*vector_inputs, *[f"f_{c}_code" for c in CATEGORICAL_FEATURES]]
     assert inputs == feature_columns(numeric)
-    to_units = SQLTransformer(
-        statement=f"SELECT *, GREATEST(EXP(log_prediction) - 1.0, 0.0) AS {MODEL_OUTPUT} FROM __THIS__"
-    )
-    stages = [cast_stage, indexer, codes, *_estimator_stages(estimator, params, num_workers, inputs), to_units]
+    stages = [cast_stage, indexer, codes, *_estimator_stages(estimator, params, num_workers, inputs), _to_units(1.0)]
     return Pipeline(stages=stages)
 
 
+def _to_units(smearing: float) -> SQLTransformer:
+    return SQLTransformer(
+        statement=f"SELECT *, GREATEST(EXP(log_prediction) * {smearing!r} - 1.0, 0.0) AS {MODEL_OUTPUT} FROM __THIS__"
+    )
+
+
 def fit(pipeline: Pipeline, train_df: DataFrame) -> PipelineModel:
-    return pipeline.fit(with_log_label(train_df))
+    """Fit, then correct the back-transformation from log units with Duan's smearing factor.
+
+    exp(predicted log units) estimates the median, not the mean: with log residuals of spread s it
+    under-forecasts units by about exp(s^2 / 2) (-10% bias on Dominick's). The factor is the mean of
+    exp(residual) over the training rows (Duan 1983), so the forecast's units sum to what sold.
+    """
+    labelled = with_log_label(train_df)
+    model = pipeline.fit(labelled)
+    residual = F.exp(F.col(LOG_LABEL) - F.col("log_prediction"))
+    smearing = model.transform(labelled).agg(F.avg(residual)).first()[0]
+    return PipelineModel(stages=[*model.stages[:-1], _to_units(float(smearing))])
 
 
 def predict(model: PipelineModel, df: DataFrame) -> DataFrame:
