@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from typing import Any
 
+import pytest
+import yaml
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 
@@ -12,8 +17,25 @@ from jobs.build import build_weeks
 from jobs.ingest import IngestResult, ingest_deliveries
 from lakehouse import delta_io
 from lakehouse.catalog import Table
-from lakehouse.config import Settings
+from lakehouse.config import Settings, load_settings
 from lakehouse.runtime import Progress, utc_now
+
+
+@contextmanager
+def fresh_home(
+    factory: pytest.TempPathFactory, name: str, config: dict[str, Any] | None = None
+) -> Iterator[tuple[Path, Settings, pytest.MonkeyPatch]]:
+    """A module's own LAKEHOUSE_HOME (local warehouse and MLflow store) under a new temp dir, with `config`
+    as its LAKEHOUSE_CONFIG (else the defaults); the environment is restored on exit."""
+    root = factory.mktemp(name)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAKEHOUSE_HOME", str(root / "home"))
+        for var in ("LAKEHOUSE_WAREHOUSE", "LAKEHOUSE_CONFIG", "MLFLOW_TRACKING_URI"):
+            mp.delenv(var, raising=False)
+        if config is not None:
+            (root / "config.yaml").write_text(yaml.safe_dump(config))
+            mp.setenv("LAKEHOUSE_CONFIG", str(root / "config.yaml"))
+        yield root, load_settings(), mp
 
 
 def ingest(spark: SparkSession, settings: Settings, kind: str, *folders: Path | str) -> list[IngestResult]:

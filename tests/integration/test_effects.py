@@ -21,10 +21,10 @@ from jobs import sample_data
 from jobs.train import train
 from lakehouse import delta_io, registry, tracking
 from lakehouse.catalog import GOLD_EFFECTS, GOLD_FEATURES
-from lakehouse.config import Settings, load_settings
+from lakehouse.config import Settings
 from lakehouse.ml import effects, panel
 from lakehouse.ml_config import MLConfig, from_dict
-from tests.integration.helpers import land_and_build, table
+from tests.integration.helpers import fresh_home, land_and_build, table
 
 START, WEEKS, OUTLETS, PRODUCTS = date(2023, 1, 2), 60, 120, 6
 FAST = {"training": {"cv_folds": 1, "params": {"xgboost": {"n_estimators": 60}}}}
@@ -34,12 +34,7 @@ NAME = "transaction_drivers"
 @pytest.fixture(scope="module")
 def world(spark, tmp_path_factory) -> Iterator[tuple[Settings, MLConfig, dict]]:
     """Confounded synthetic data built into gold, a model trained on it and its effects estimated."""
-    root = tmp_path_factory.mktemp("effects")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LAKEHOUSE_HOME", str(root / "home"))
-        for var in ("LAKEHOUSE_WAREHOUSE", "LAKEHOUSE_CONFIG", "MLFLOW_TRACKING_URI"):
-            mp.delenv(var, raising=False)
-        settings = load_settings()
+    with fresh_home(tmp_path_factory, "effects") as (root, settings, _):
         raw = root / "raw"
         args = ["--outlets", str(OUTLETS), "--products", str(PRODUCTS), "--weeks", str(WEEKS)]
         assert sample_data.main(["synthetic", "--confounded", "--out", str(raw), *args, "--start", str(START)]) == 0

@@ -17,17 +17,15 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
-import yaml
 
 from jobs import monitor, sample_data
 from jobs.train import train
 from lakehouse import delta_io, registry, tracking
 from lakehouse.catalog import GOLD_MONITORING, RETRAIN_REQUESTS
-from lakehouse.config import load_settings
 from lakehouse.ml_config import from_dict
 from lakehouse.monitoring import DATA_DRIFT, QUALITY
 from lakehouse.runtime import Progress
-from tests.integration.helpers import build, ingest, table
+from tests.integration.helpers import build, fresh_home, ingest, table
 
 START, WEEKS, OUTLETS, PRODUCTS, DRIFT_WEEK, NEW_OUTLETS = date(2023, 1, 2), 38, 120, 6, 36, 24
 CONFIG = {
@@ -57,15 +55,9 @@ class _Html(HTMLParser):
 
 @pytest.fixture(scope="module")
 def scenario(spark, tmp_path_factory) -> Iterator[dict[str, Any]]:
-    root = tmp_path_factory.mktemp("monitor")
     steps: dict[str, Any] = {}
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LAKEHOUSE_HOME", str(root / "home"))
-        for var in ("LAKEHOUSE_WAREHOUSE", "MLFLOW_TRACKING_URI"):
-            mp.delenv(var, raising=False)
-        (root / "config.yaml").write_text(yaml.safe_dump(CONFIG))
-        mp.setenv("LAKEHOUSE_CONFIG", str(root / "config.yaml"))
-        settings, config = load_settings(), from_dict(CONFIG)
+    with fresh_home(tmp_path_factory, "monitor", CONFIG) as (root, settings, _):
+        config = from_dict(CONFIG)
         raw = root / "raw"
         shape = ["--outlets", str(OUTLETS), "--products", str(PRODUCTS), "--weeks", str(WEEKS)]
         drift = ["--drift-from-week", str(DRIFT_WEEK), "--price-factor", "1.3", "--new-outlets", str(NEW_OUTLETS)]

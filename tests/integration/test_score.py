@@ -14,19 +14,18 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
-import yaml
 from pyspark.sql import functions as F
 
 from jobs import measure_lift, sample_data, score
 from jobs.train import train
 from lakehouse import delta_io, registry, tracking
 from lakehouse.catalog import GOLD_LIFT, GOLD_RECOMMENDATIONS, GOLD_SALES_WEEKLY
-from lakehouse.config import Settings, load_settings
+from lakehouse.config import Settings
 from lakehouse.ml_config import MLConfig, from_dict
 from lakehouse.runtime import DataError, Progress
 from lakehouse.scoring import holdout_fraction
 from lakehouse.sources import synthetic
-from tests.integration.helpers import assert_same_content, build, ingest, table, version
+from tests.integration.helpers import assert_same_content, build, fresh_home, ingest, table, version
 
 START, WEEKS, OUTLETS, PRODUCTS = date(2023, 1, 2), 60, 200, 8
 TARGET = START + timedelta(weeks=WEEKS)
@@ -41,14 +40,7 @@ NAME = "transaction_drivers"
 @pytest.fixture(scope="module")
 def world(spark, tmp_path_factory) -> Iterator[tuple[Settings, MLConfig, dict]]:
     """Synthetic history built into gold, a champion, and week TARGET scored through the CLI entry point."""
-    root = tmp_path_factory.mktemp("score")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LAKEHOUSE_HOME", str(root / "home"))
-        for var in ("LAKEHOUSE_WAREHOUSE", "MLFLOW_TRACKING_URI"):
-            mp.delenv(var, raising=False)
-        (root / "config.yaml").write_text(yaml.safe_dump(CONFIG))
-        mp.setenv("LAKEHOUSE_CONFIG", str(root / "config.yaml"))
-        settings = load_settings()
+    with fresh_home(tmp_path_factory, "score", CONFIG) as (root, settings, _):
         raw = root / "raw"
         args = ["--outlets", str(OUTLETS), "--products", str(PRODUCTS), "--weeks", str(WEEKS)]
         assert sample_data.main(["synthetic", "--out", str(raw), *args, "--start", START.isoformat()]) == 0

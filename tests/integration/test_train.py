@@ -18,11 +18,11 @@ from jobs import models, sample_data
 from jobs.train import reproduce, train
 from lakehouse import modeling, registry, tracking
 from lakehouse.catalog import GOLD_FEATURES
-from lakehouse.config import Settings, load_settings
+from lakehouse.config import Settings
 from lakehouse.features import filter_weeks
 from lakehouse.ml_config import MLConfig, from_dict
 from lakehouse.training import train_and_evaluate
-from tests.integration.helpers import land_and_build, table
+from tests.integration.helpers import fresh_home, land_and_build, table
 
 START, WEEKS = date(2023, 1, 2), 60
 # The effects half of the gate has its own tests (test_effects, test_train_dominicks); promotion here
@@ -37,13 +37,8 @@ NAME = "transaction_drivers"
 @pytest.fixture(scope="module")
 def trained(spark, tmp_path_factory) -> Iterator[tuple[Settings, MLConfig, dict, str]]:
     """Synthetic data built into gold and a first model trained (it becomes champion)."""
-    root = tmp_path_factory.mktemp("train")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LAKEHOUSE_HOME", str(root / "home"))
-        for var in ("LAKEHOUSE_WAREHOUSE", "LAKEHOUSE_CONFIG", "MLFLOW_TRACKING_URI"):
-            mp.delenv(var, raising=False)
+    with fresh_home(tmp_path_factory, "train") as (root, settings, mp):
         mp.setenv("LAKEHOUSE_ACTOR", "ci-tests")
-        settings = load_settings()
         raw = root / "raw"
         args = ["--outlets", "100", "--products", "8", "--weeks", str(WEEKS), "--start", START.isoformat()]
         assert sample_data.main(["synthetic", "--out", str(raw), *args]) == 0

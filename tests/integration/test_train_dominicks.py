@@ -24,19 +24,12 @@ from lakehouse.features import with_action
 from lakehouse.ml_config import MLConfig, from_dict
 from lakehouse.runtime import Progress
 from lakehouse.sources import dominicks
-from tests.integration.helpers import build, ingest, ingest_references, table
+from tests.integration.helpers import build, fresh_home, ingest, ingest_references, table
 
 
 @pytest.fixture(scope="module")
 def trained(spark, tmp_path_factory) -> Iterator[tuple[Settings, MLConfig]]:
-    root = tmp_path_factory.mktemp("dominicks")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LAKEHOUSE_HOME", str(root / "home"))
-        for var in ("LAKEHOUSE_WAREHOUSE", "LAKEHOUSE_CONFIG", "MLFLOW_TRACKING_URI"):
-            mp.delenv(var, raising=False)
-        from lakehouse.config import load_settings
-
-        settings = load_settings()
+    with fresh_home(tmp_path_factory, "dominicks") as (root, settings, _):
         out = root / "dom"
         dominicks.write_deliveries(dominicks.fetch_rda(REPO_ROOT / ".cache" / "debs"), out)
         ingest_references(spark, settings, {"outlets": out / "outlets", "products": out / "products"})
