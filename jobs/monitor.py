@@ -203,17 +203,27 @@ def _rows(checks: list[Check], week: date, ref: Reference, inputs: str, run_id: 
     return [tuple({**fixed, **c.__dict__}[col.name] for col in contract.columns) for c in checks]
 
 
+def _columns() -> list[str]:
+    """gold_monitoring's column names, in contract order (the order its rows are tuples in)."""
+    return [c.name for c in load_contract(GOLD_MONITORING.contract).columns]
+
+
 def _comparable(rows: list[tuple]) -> set[tuple]:
     """Rows without the MLflow run id (a re-run that measures the same has another run)."""
-    at = [c.name for c in load_contract(GOLD_MONITORING.contract).columns].index("monitor_run_id")
+    at = _columns().index("monitor_run_id")
     return {r[:at] + r[at + 1 :] for r in rows}
+
+
+def _unchanged(stored: list[tuple] | None, rows: list[tuple]) -> bool:
+    """The week is stored and its rows are these (run ids aside)."""
+    return stored is not None and _comparable(stored) == _comparable(rows)
 
 
 def _stored(spark: SparkSession, settings: Settings, week: date) -> list[tuple] | None:
     """The week's stored rows in contract order (None when the week was never monitored)."""
     if not delta_io.exists(spark, GOLD_MONITORING, settings):
         return None
-    columns = [c.name for c in load_contract(GOLD_MONITORING.contract).columns]
+    columns = _columns()
     week_df = delta_io.read(spark, GOLD_MONITORING, settings).filter(F.col("week_start") == F.lit(week))
     if not set(columns) <= set(week_df.columns):
         return None  # written under an older contract: measure again
@@ -251,8 +261,7 @@ def _measured_before(stored: list[tuple] | None, inputs: str) -> list[Check] | N
     """The stored measured rows as checks, when all the week's rows were measured from `inputs`."""
     if not stored:
         return None
-    names = [c.name for c in load_contract(GOLD_MONITORING.contract).columns]
-    rows = [dict(zip(names, r, strict=True)) for r in stored]
+    rows = [dict(zip(_columns(), r, strict=True)) for r in stored]
     if any(r["inputs"] != inputs for r in rows):
         return None
     fields = ("check_name", "metric", "column_name", "value", "threshold", "status")
@@ -357,7 +366,7 @@ def monitor_week(
     reused = _measured_before(stored, inputs)
     if reused is not None:
         checks, decision = _assess(health, reused, earlier, week, config)
-        if stored is not None and _comparable(stored) == _comparable(_rows(checks, week, ref, inputs, None)):
+        if _unchanged(stored, _rows(checks, week, ref, inputs, None)):
             progress(f"kept week {week} in {GOLD_MONITORING.name}: measured from the same inputs (id {inputs})")
             return _request_and_decision(spark, settings, ref, week, decision, None, progress)
     measured, snapshots = measure(spark, settings, config, week, ref, progress)
@@ -365,11 +374,7 @@ def monitor_week(
         progress(f"week {week} is not in {GOLD_FEATURES.name}: nothing to compare, data health only")
     checks, decision = _assess(health, measured, earlier, week, config)
     reports = [settings.reports_dir / week.isoformat() / f"{n}.html" for n in snapshots]
-    if (
-        stored is not None
-        and _comparable(stored) == _comparable(_rows(checks, week, ref, inputs, None))
-        and all(p.exists() for p in reports)
-    ):
+    if _unchanged(stored, _rows(checks, week, ref, inputs, None)) and all(p.exists() for p in reports):
         progress(f"kept week {week} in {GOLD_MONITORING.name} (same result)")
         run_id = None
     else:

@@ -155,7 +155,7 @@ def fit(pipeline: Pipeline, train_df: DataFrame) -> PipelineModel:
     labelled = with_log_label(train_df)
     model = pipeline.fit(labelled)
     residual = F.exp(F.col(LOG_LABEL) - F.col("log_prediction"))
-    smearing = model.transform(labelled).agg(F.avg(residual)).first()[0]
+    (smearing,) = model.transform(labelled).agg(F.avg(residual)).collect()[0]
     return PipelineModel(stages=[*model.stages[:-1], _to_units(float(smearing))])
 
 
