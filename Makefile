@@ -26,7 +26,7 @@ help:
 	@echo "make test-fast  the tests without the slow ones (servers, spark-submit, the cluster, the image): a few minutes"
 	@echo "make check  ruff, mypy, data contract lint and version check, hadolint, helm lint/template + checkov of helm/lakehouse"
 	@echo "make up     start the Airflow UI (api-server, scheduler, dag-processor) and the MLflow UI on localhost; make down stops them"
-	@echo "make bench  medallion, training, scoring and monitoring benchmarks (figures to stdout; bench/RESULTS.md by hand)"
+	@echo "make bench  medallion, training, scoring, monitoring and effects benchmarks (figures to stdout; bench/RESULTS.md by hand)"
 
 setup: venv bytecode jars jvm-archive data
 
@@ -121,6 +121,7 @@ bench: setup
 	$(BIN)/python -m bench.training
 	$(BIN)/python -m bench.scoring
 	$(BIN)/python -m bench.monitoring
+	$(BIN)/python -m bench.effects
 	$(BIN)/python -m bench.commands
 
 up: setup

@@ -26,8 +26,8 @@ PRODUCTS, WEEKS, HOLDOUT = 20, 50, 8
 START = date(2023, 1, 2)
 
 
-def prepare(rows: int, home: Path) -> dict:
-    """Synthetic deliveries -> bronze -> silver -> gold features under `home`."""
+def prepare(rows: int, home: Path, generator_args: tuple[str, ...] = ()) -> dict:
+    """Synthetic deliveries (`sample-data synthetic ... *generator_args`) -> bronze -> silver -> gold features."""
     os.environ["LAKEHOUSE_HOME"] = str(home)
     from jobs.build import build_weeks
     from jobs.ingest import ingest_deliveries
@@ -52,6 +52,7 @@ def prepare(rows: int, home: Path) -> dict:
             "single",
             "--files",
             str(max(2, rows // 500_000)),
+            *generator_args,
         ]
     )
     for kind in ("outlets", "products"):
