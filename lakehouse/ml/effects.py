@@ -20,16 +20,20 @@ An effect without support (too few treated rows, too little price variation) is 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import DoubleType, StructField, StructType
 
 from lakehouse.ml import panel as P
 from lakehouse.ml.linear import GroupFit, grouped_ols
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DML, FIXED_EFFECTS = "dml", "fixed_effects"
 IDENTIFIED_BY = {
@@ -37,8 +41,9 @@ IDENTIFIED_BY = {
     FIXED_EFFECTS: "log-log least squares with outlet x product and week fixed effects",
 }
 
-# A nuisance learner: (train rows, feature columns, label, prediction column) -> a function adding predictions.
-Learner = Callable[[DataFrame, list[str], str, str], Callable[[DataFrame], DataFrame]]
+# A nuisance learner: (train rows, feature columns, label) -> a fitted xgboost Booster predicting the label
+# from those columns (in that order).
+Learner = Callable[[DataFrame, list[str], str], Any]
 
 
 @dataclass(frozen=True)
@@ -56,9 +61,9 @@ class Settings:
 
 
 def xgboost_learner(params: dict[str, Any], num_workers: int) -> Learner:
-    """xgboost.spark regressors, each fit distributed over `num_workers` Spark tasks."""
+    """xgboost.spark regressors, each fit distributed over `num_workers` Spark tasks; their boosters."""
 
-    def fit(train_df: DataFrame, features: list[str], label: str, prediction: str) -> Callable[[DataFrame], DataFrame]:
+    def fit(train_df: DataFrame, features: list[str], label: str) -> Any:
         import logging
 
         from xgboost.spark import SparkXGBRegressor  # imported here: it pulls in xgboost and sklearn
@@ -67,13 +72,12 @@ def xgboost_learner(params: dict[str, Any], num_workers: int) -> Learner:
         model = SparkXGBRegressor(
             features_col=features,
             label_col=label,
-            prediction_col=prediction,
             num_workers=num_workers,
             missing=float("nan"),
             verbose=False,
             **params,
         ).fit(train_df)
-        return model.transform
+        return model.get_booster()
 
     return fit
 
@@ -81,21 +85,30 @@ def xgboost_learner(params: dict[str, Any], num_workers: int) -> Learner:
 def cross_fitted_residuals(
     df: DataFrame, targets: list[str], controls: list[str], folds: int, learner: Learner
 ) -> DataFrame:
-    """`r_<target>` = target - its prediction from the controls by a model fitted on the other folds."""
-    parts = []
-    for k in range(folds):
-        train_df = df.filter(F.col("fold") != k)
-        held = df.filter(F.col("fold") == k)
-        for target in targets:
-            held = learner(train_df, controls, target, f"_hat_{target}")(held)
-        parts.append(held)
-    out = parts[0]
-    for part in parts[1:]:
-        out = out.unionByName(part)
-    return out.select(
-        *[c for c in out.columns if not c.startswith("_hat_")],
-        *[(F.col(t) - F.col(f"_hat_{t}")).alias(f"r_{t}") for t in targets],
-    )
+    """`r_<target>` = target - its prediction from the controls by a model fitted on the other folds.
+
+    The folds x targets models are fitted one after another (each distributed); the predictions are one
+    pass over the rows, every booster applied where its fold is held out.
+    """
+    boosters = {(k, t): learner(df.filter(F.col("fold") != k), controls, t) for k in range(folds) for t in targets}
+    residuals = [f"r_{t}" for t in targets]
+    schema = StructType([*df.schema.fields, *[StructField(r, DoubleType()) for r in residuals]])
+
+    def predict(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        import numpy as np
+
+        for batch in batches:
+            x = batch[controls].to_numpy(dtype="float32", na_value=np.nan)
+            fold = batch["fold"].to_numpy()
+            for target, residual in zip(targets, residuals, strict=True):
+                predicted = np.full(len(batch), np.nan)
+                for k in np.unique(fold):
+                    held = fold == k
+                    predicted[held] = boosters[(int(k), target)].inplace_predict(x[held], missing=np.nan)
+                batch[residual] = batch[target].to_numpy(dtype="float64") - predicted
+            yield batch
+
+    return df.mapInPandas(predict, schema)  # type: ignore[arg-type]  # pyspark types it with its own pandas stub
 
 
 @dataclass(frozen=True)
@@ -190,17 +203,25 @@ def estimate(
         s = support(P.with_segments(panel, segments))
         out: list[dict[str, Any]] = []
         if FIXED_EFFECTS in methods:
-            with_cross = P.with_cross_prices(panel, brands, "t_price")
-            columns = [P.Y, *P.TREATMENTS.values(), *[brands.column(b) for b in brands.names]]
-            fe = keep(P.with_segments(P.two_way_demeaned(with_cross, columns), segments))
+            columns = [P.Y, *P.TREATMENTS.values()]
+            if cfg.cross_prices:
+                panel_fe = P.with_cross_prices(panel, brands, "t_price")
+                columns += [brands.column(b) for b in brands.names]
+            else:
+                panel_fe = panel
+            fe = keep(P.with_segments(P.two_way_demeaned(panel_fe, columns), segments))
             chosen = regressors(s, brands, cfg, P.TREATMENTS, brands.column)
             out += effect_rows(FIXED_EFFECTS, _fit(fe, P.Y, chosen), s, cfg)
         if DML in methods:
             assert learner is not None, "double ML needs a nuisance learner"
             targets = [P.Y, *P.TREATMENTS.values()]
-            within = P.with_demeaned(panel, targets, P.ITEM)
-            residuals = keep(cross_fitted_residuals(within, targets, controls, cfg.folds, learner))
-            dml = keep(P.with_segments(P.with_cross_prices(residuals, brands, "r_t_price"), segments))
+            # Only what the nuisance models and the final regressions read, cached: every fit scans it.
+            needed = [*P.ITEM, "week_start", "brand", "fold", *segments, *controls, *targets]
+            within = keep(P.with_demeaned(panel, targets, P.ITEM).select(*dict.fromkeys(needed)))
+            residuals = cross_fitted_residuals(within, targets, controls, cfg.folds, learner)
+            if cfg.cross_prices:
+                residuals = P.with_cross_prices(residuals, brands, "r_t_price")
+            dml = keep(P.with_segments(residuals, segments))
             own = {effect: f"r_{column}" for effect, column in P.TREATMENTS.items()}
             chosen = regressors(s, brands, cfg, own, brands.column)
             out += effect_rows(DML, _fit(dml, f"r_{P.Y}", chosen), s, cfg)
