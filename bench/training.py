@@ -86,7 +86,8 @@ def measure(path: str, home: Path) -> dict:
     from lakehouse.spark import get_spark
 
     settings = load_settings()
-    spark = get_spark(f"bench-training-{path}", settings)
+    # Arrow for the floor's toPandas (Spark 4.0 leaves it off); the distributed path collects no rows.
+    spark = get_spark(f"bench-training-{path}", settings, {"spark.sql.execution.arrow.pyspark.enabled": "true"})
     params = from_dict({}).training.params["xgboost"]
     train, holdout, numeric = _split(spark, settings)
     pipeline = modeling.build_pipeline("xgboost", params, numeric, num_workers=os.cpu_count() or 2)

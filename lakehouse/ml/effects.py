@@ -201,28 +201,30 @@ def estimate(
         panel = keep(P.with_folds(panel, cfg.folds).withColumn("t_price_within", F.col("t_price")))
         panel = P.with_demeaned(panel, ["t_price_within"], P.ITEM)
         s = support(P.with_segments(panel, segments))
+        # Treatments some brand and segment can estimate (Dominick's has no display): no model for the others.
+        active = {e: c for e, c in P.TREATMENTS.items() if any(supported(s, key, e, cfg) for key in s.rows)}
         out: list[dict[str, Any]] = []
         if FIXED_EFFECTS in methods:
-            columns = [P.Y, *P.TREATMENTS.values()]
+            columns = [P.Y, *active.values()]
             if cfg.cross_prices:
                 panel_fe = P.with_cross_prices(panel, brands, "t_price")
                 columns += [brands.column(b) for b in brands.names]
             else:
                 panel_fe = panel
             fe = keep(P.with_segments(P.two_way_demeaned(panel_fe, columns), segments))
-            chosen = regressors(s, brands, cfg, P.TREATMENTS, brands.column)
+            chosen = regressors(s, brands, cfg, active, brands.column)
             out += effect_rows(FIXED_EFFECTS, _fit(fe, P.Y, chosen), s, cfg)
         if DML in methods:
             assert learner is not None, "double ML needs a nuisance learner"
-            targets = [P.Y, *P.TREATMENTS.values()]
+            targets = [P.Y, *active.values()]
             # Only what the nuisance models and the final regressions read, cached: every fit scans it.
             needed = [*P.ITEM, "week_start", "brand", "fold", *segments, *controls, *targets]
             within = keep(P.with_demeaned(panel, targets, P.ITEM).select(*dict.fromkeys(needed)))
             residuals = cross_fitted_residuals(within, targets, controls, cfg.folds, learner)
-            if cfg.cross_prices:
+            if cfg.cross_prices and P.OWN_PRICE in active:
                 residuals = P.with_cross_prices(residuals, brands, "r_t_price")
             dml = keep(P.with_segments(residuals, segments))
-            own = {effect: f"r_{column}" for effect, column in P.TREATMENTS.items()}
+            own = {effect: f"r_{column}" for effect, column in active.items()}
             chosen = regressors(s, brands, cfg, own, brands.column)
             out += effect_rows(DML, _fit(dml, f"r_{P.Y}", chosen), s, cfg)
         return out
