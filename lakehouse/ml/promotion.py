@@ -63,9 +63,9 @@ def record_effects(name: str, version: Any, reasons: list[str], metrics: dict[st
 
 def recorded(version: Any) -> GateResult:
     """The verdict recorded on a version (pending counts as not passed)."""
-    tags = dict(version.tags)
-    reasons = tuple(r for r in tags.get("gate.reasons", "-").split("; ") if r != "-")
-    return GateResult(tags.get("gate.passed") == "true", reasons, json.loads(tags.get("gate.metrics", "{}")))
+    passed, metrics = registry.gate_tags(dict(version.tags))
+    reasons = tuple(r for r in version.tags.get("gate.reasons", "-").split("; ") if r != "-")
+    return GateResult(bool(passed), reasons, metrics)
 
 
 def promote_gated(
