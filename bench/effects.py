@@ -48,7 +48,7 @@ HEADING = """## Effects: double ML on Spark against EconML LinearDML (`bench/eff
 Confounded synthetic gold features (outlets x 20 products x 50 weeks through the medallion: targeted
 promotions, deal depths, substitution within a category, a post-promotion dip). **Spark**: the
 platform's double ML (`lakehouse/ml/effects.py`) with the `effects` config (3 week-block folds,
-xgboost.spark nuisance models on 2 workers, per brand and segment), without cross prices and without
+xgboost.spark nuisance models, two one-worker fits at a time, per brand and segment), without cross prices and without
 the fixed-effects baseline. **EconML**: the same panel rows collected to the driver through Arrow, then
 `LinearDML` (brand one-hot as X, no intercept; nuisance models on the controls only, one per target
 as on Spark; the same folds and nuisance parameters, all cores). Compared: every brand's all-outlets
@@ -90,7 +90,7 @@ def measure_spark(home: Path) -> dict:
     importlib.import_module("xgboost.spark")  # before the clock, as EconML's imports are
     spark, config, features_df = _features(home, "spark")
     cfg = replace(_settings(config), cross_prices=False)
-    learner = effects.xgboost_learner(config.effects.nuisance_params, config.training.num_workers)
+    learner = effects.xgboost_learner(config.effects.nuisance_params, config.effects.nuisance_workers)
     start = time.perf_counter()
     rows = effects.estimate(features_df, cfg, learner, methods=(effects.DML,))
     seconds = time.perf_counter() - start

@@ -1,15 +1,18 @@
 """Scoring benchmark: the platform's scoring path against the same model's native predict in one process.
 
-For each size (outlets x 20 products x 8 candidate actions), each step in a fresh process so peak memory
-is its own:
+For each size (outlets x 20 products, 8 candidate actions each), each step in a fresh process so peak
+memory is its own:
 - prepare: a pipeline with the default xgboost parameters is fitted on synthetic feature rows and saved
-  in MLflow's Spark flavour; the week's scoring rows (one per outlet x product) are written as Parquet.
+  in MLflow's Spark flavour; the week's scoring rows (one per outlet x product, with their typical
+  promotion cuts as `lakehouse.scoring.prices` would have joined them) are written as Parquet.
 - platform: the model loaded with `mlflow.spark.load_model`, the rows cached in Spark, then what
-  `lakehouse score` does after building the rows: candidate actions, predict, choose (`scoring.recommend`)
-  and write the recommendations to Delta. Also timed alone: candidates + predict into Spark's noop sink
-  (run twice: the first run's extra time is the one-off start-up of Python workers, reported apart).
-- floor: the same candidate rows, encoded by the pipeline's own stages and collected as one float32
-  matrix (not timed), then the booster's `inplace_predict` with all cores.
+  `lakehouse score` does after building the rows: the as-planned forecast, every candidate action's
+  lift from the effects (a generated book: 7 brands x ALL, channel and income segments, with cross
+  prices), choose (`scoring.recommend`) and write the recommendations to Delta. Also timed alone: the
+  predict into Spark's noop sink (run twice: the first run's extra time is the one-off start-up of
+  Python workers, reported apart).
+- floor: the same rows, encoded by the pipeline's own stages and collected as one float32 matrix (not
+  timed), then the booster's `inplace_predict` with all cores.
 Usage: python -m bench.scoring [--outlets 25000 50000 100000] [--results bench/RESULTS.md]
 """
 
@@ -27,6 +30,7 @@ from pathlib import Path
 from bench.medallion import machine, python_peak_rss_mb, run_child, write_section
 
 PRODUCTS = 20
+STATES = ("deal", "deal+feature", "display", "feature", "feature+display")  # of the default actions
 WEEK = date(2024, 6, 3)
 TRAIN_ROWS = 200_000
 
@@ -79,6 +83,10 @@ def feature_rows(spark, n_outlets: int, seed: int, label: bool):  # type: ignore
         .withColumn("unit_cost", F.round(base_price * 0.55, 2))
         .withColumn("in_holdout", F.col("o") % 10 == 0)
     )
+    if not label:  # the typical cut of each promotion state, as the history would give it
+        for i in range(len(STATES)):
+            df = df.withColumn(f"cut_{i}", F.round(0.05 + 0.25 * uniform(seed, f"cut{i}", "o", "p"), 2))
+            df = df.withColumn(f"cut_from_{i}", F.lit("outlet"))
     if label:
         log_units = (
             F.col("level")
@@ -117,41 +125,81 @@ def _rows(spark, home: Path):  # type: ignore[no-untyped-def]
     return rows, rows.count()
 
 
+def effect_book():  # type: ignore[no-untyped-def]
+    """Generated effects: every brand's own price, promotions, dip and cross prices, overall and per segment."""
+    from lakehouse.scoring.lifts import EffectBook
+    from lakehouse.sources.synthetic import BRANDS, CHANNELS
+
+    segments = [("ALL", None), *[(f"channel={c}", None) for c in CHANNELS], ("income:low", 10.0), ("income:high", 10.0)]
+    effects = {"own_price": -2.0, "deal": 0.25, "feature": 0.35, "display": 0.2, "post_promotion_dip": -0.1}
+    rows = []
+    for brand in BRANDS:
+        for segment, split in segments:
+            values = {**effects, **{f"cross_price:{b}": 0.1 for b in BRANDS if b != brand}}
+            for effect, value in values.items():
+                rows.append(
+                    {
+                        "method": "dml",
+                        "brand": brand,
+                        "segment": segment,
+                        "effect": effect,
+                        "estimate": value,
+                        "std_error": 0.05,
+                        "ci_low": value - 0.1,
+                        "ci_high": value + 0.1,
+                        "status": "estimated",
+                        "rows": 1000 if segment == "ALL" else 300,
+                        "covariances": {"own_price": 0.0005} if effect != "own_price" else {},
+                        "segment_split": split,
+                    }
+                )
+    return EffectBook.of("1", rows)
+
+
 def platform(home: Path) -> dict:
-    """The platform's scoring path on cached rows: candidates, predict, recommend, Delta write."""
+    """The platform's scoring path on cached rows: forecast, lifts from effects, recommend, Delta write."""
     import mlflow.spark
 
     from lakehouse import modeling
     from lakehouse.catalog import GOLD_RECOMMENDATIONS
-    from lakehouse.features import with_candidate_actions
     from lakehouse.ml_config import from_dict
-    from lakehouse.scoring import Rules, recommend, score_candidates
+    from lakehouse.scoring.recommend import Rules, promotion_states, recommend
     from lakehouse.spark import get_spark
 
     spark = get_spark("bench-scoring-platform")
     scoring = from_dict({}).scoring
     actions = scoring.candidate_actions()
+    assert tuple(promotion_states(actions)) == STATES, promotion_states(actions)
     model = mlflow.spark.load_model(str(home / "model"))
     rows, n = _rows(spark, home)
+    book = effect_book()
     # One-off start-up, reported apart: Python workers, imports, the model shipped to them.
     start = time.perf_counter()
-    modeling.predict(model, with_candidate_actions(rows, actions)).write.format("noop").mode("overwrite").save()
+    modeling.predict(model, rows).write.format("noop").mode("overwrite").save()
     startup_s = time.perf_counter() - start
 
     start = time.perf_counter()
-    modeling.predict(model, with_candidate_actions(rows, actions)).write.format("noop").mode("overwrite").save()
+    modeling.predict(model, rows).write.format("noop").mode("overwrite").save()
     predict_s = time.perf_counter() - start
 
     start = time.perf_counter()
-    scored = score_candidates(model, rows, actions)
-    rules = Rules(scoring.max_discount, scoring.max_promoted_per_outlet, scoring.min_lift_pct)
-    recommendations = recommend(scored, actions, rules).write.format("delta").mode("overwrite")
+    planned = modeling.predict(model, rows).withColumnRenamed(modeling.PREDICTION, "planned_units")
+    planned = planned.withColumn("planned_unit_price", planned["unit_price"])
+    rules = Rules(
+        scoring.max_discount,
+        scoring.max_promoted_per_outlet,
+        scoring.min_lift_pct,
+        scoring.rank_by,
+        scoring.assumed_margin,
+    )
+    recommendations = recommend(planned, book, actions, rules).write.format("delta").mode("overwrite")
     # Statistics on the columns the catalogue names, as `lakehouse score` writes the table.
     stats = ",".join(GOLD_RECOMMENDATIONS.stats_columns)
     recommendations.option("delta.dataSkippingStatsColumns", stats).save(str(home / "recommendations"))
     total_s = time.perf_counter() - start
     return {
-        "predictions": n * len(actions),
+        "predictions": n,
+        "candidates": n * len(actions),
         "startup_s": round(startup_s - predict_s, 1),
         "predict_s": round(predict_s, 1),
         "total_s": round(total_s, 1),
@@ -160,13 +208,11 @@ def platform(home: Path) -> dict:
 
 
 def floor(home: Path) -> dict:
-    """The booster's own predict on the same candidate rows, encoded and collected beforehand."""
+    """The booster's own predict on the same rows (as planned), encoded and collected beforehand."""
     import mlflow.spark
     import numpy as np
     from pyspark.ml import PipelineModel
 
-    from lakehouse.features import with_candidate_actions
-    from lakehouse.ml_config import from_dict
     from lakehouse.spark import get_spark
 
     spark = get_spark("bench-scoring-floor")
@@ -175,12 +221,7 @@ def floor(home: Path) -> dict:
     booster = model.stages[3].get_booster()
     columns = model.stages[3].getOrDefault("features_cols")  # the pipeline's f_* columns, in order
     rows, _ = _rows(spark, home)
-    parts = []
-    for action in from_dict({}).scoring.candidate_actions():  # one action at a time bounds the collect
-        encoded = encode.transform(with_candidate_actions(rows, [action]))
-        parts.append(encoded.select(*columns).toPandas().to_numpy(np.float32))
-    matrix = np.concatenate(parts)
-    del parts
+    matrix = encode.transform(rows).select(*columns).toPandas().to_numpy(np.float32)
     booster.set_param({"nthread": os.cpu_count() or 2})
     start = time.perf_counter()
     predicted = np.maximum(np.expm1(booster.inplace_predict(matrix, missing=np.nan)), 0.0)

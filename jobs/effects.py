@@ -22,9 +22,8 @@ from typing import TYPE_CHECKING, Any
 from lakehouse import registry, tracking
 from lakehouse.catalog import GOLD_EFFECTS, GOLD_FEATURES
 from lakehouse.config import Settings, load_settings
-from lakehouse.contracts import load_contract
-from lakehouse.gate import GateResult, decide_effects
-from lakehouse.lineage import code_id, inputs_id
+from lakehouse.gate import GateResult, decide_backtest, decide_effects
+from lakehouse.io import delta_log
 from lakehouse.ml import effects_report, promotion
 from lakehouse.ml_config import MLConfig, load_ml_config
 from lakehouse.runtime import DataError, Progress, run_main
@@ -44,26 +43,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--promote", action="store_true", help="promote the version if its whole gate passed")
 
 
-def model_version(name: str, wanted: str | None) -> Any:
-    """The version asked for, else @challenger (the latest trained), else @champion."""
-    client = registry.client()
-    if wanted:
-        return client.get_model_version(name, wanted)
-    for alias in (registry.CHALLENGER, registry.CHAMPION):
-        version = registry.alias_version(name, alias)
-        if version is not None:
-            return client.get_model_version(name, version)
-    raise DataError(f"model {name!r} has no trained version yet: run `lakehouse train` first")
-
-
-def features_version(run_id: str) -> int:
-    """The gold_features version the run trained on (its lineage tag)."""
-    tag = registry.client().get_run(run_id).data.tags.get(f"lineage.{GOLD_FEATURES.name}.version")
-    if tag is None:
-        raise DataError(f"run {run_id} has no lineage.{GOLD_FEATURES.name}.version tag: train it again")
-    return int(tag)
-
-
 def _settings(config: MLConfig) -> Any:
     from lakehouse.ml import effects
 
@@ -77,13 +56,12 @@ def _settings(config: MLConfig) -> Any:
         c.min_price_sd,
         c.confidence,
         c.cross_prices,
+        c.concurrent_fits,
     )
 
 
-def _stored(
-    spark: SparkSession, settings: Settings, name: str, version: str | None, inputs: str | None = None
-) -> DataFrame | None:
-    """The stored rows of the model (one version of it, or those from the given inputs); None without a table."""
+def _stored(spark: SparkSession, settings: Settings, name: str, version: str) -> DataFrame | None:
+    """The stored rows of one version of the model; None without a table."""
     from pyspark.sql import functions as F
 
     from lakehouse import delta_io
@@ -91,9 +69,7 @@ def _stored(
     if not delta_io.exists(spark, GOLD_EFFECTS, settings):
         return None
     rows = delta_io.read(spark, GOLD_EFFECTS, settings).filter(F.col("model_name") == name)
-    if version is not None:
-        rows = rows.filter(F.col("model_version") == version)
-    return rows if inputs is None else rows.filter(F.col("inputs") == inputs)
+    return rows.filter(F.col("model_version") == version)
 
 
 def estimate_version(
@@ -107,52 +83,23 @@ def estimate_version(
 
     from lakehouse import delta_io
     from lakehouse.ml import effects
-    from lakehouse.schema import contract_ddl, select_contract
+    from lakehouse.ml.versioned import rows_of_version, version_ids
 
-    name = config.registry.model_name
-    features = features_version(version.run_id)
-    contract = load_contract(GOLD_EFFECTS.contract, settings.contracts_dir)
-    inputs = inputs_id(
-        {
-            "model": name,
-            "features_version": features,
-            "config": {"effects": config.effects, "num_workers": config.training.num_workers},
-            "contracts": {
-                c: load_contract(c, settings.contracts_dir).version for c in (GOLD_FEATURES.contract, contract.name)
-            },
-            "code": code_id(EFFECTS_CODE),
-        }
+    ids = version_ids(
+        settings, GOLD_EFFECTS, version, config.effects.confidence, {"effects": config.effects}, EFFECTS_CODE
     )
-    same = None if force else _stored(spark, settings, name, None, inputs)
-    kept = [r.asDict() for r in same.collect()] if same is not None else []
-    mine = [r for r in kept if r["model_version"] == str(version.version)]
-    if mine:
-        progress(f"kept: the effects of {name} version {version.version} are from these inputs ({inputs})")
-        return mine
-    ids = {
-        "model_name": name,
-        "model_version": str(version.version),
-        "run_id": version.run_id,
-        "features_version": features,
-        "confidence": config.effects.confidence,
-        "inputs": inputs,
-    }
-    if kept:
-        source = min((r["model_version"] for r in kept), key=int)
-        progress(f"taking the effects of version {source}: estimated from the same inputs ({inputs})")
-        full = [{**row, **ids} for row in kept if row["model_version"] == source]
-    else:
+    name, features = ids["model_name"], ids["features_version"]
+
+    def estimate() -> list[dict[str, Any]]:
         progress(f"estimating effects of {name} version {version.version} on {GOLD_FEATURES.name} version {features}")
         features_df = delta_io.read(spark, GOLD_FEATURES, settings, features)
-        learner = effects.xgboost_learner(config.effects.nuisance_params, config.training.num_workers)
-        full = [{**row, **ids} for row in effects.estimate(features_df, _settings(config), learner)]
-    tuples = [tuple(row.get(c) for c in contract.column_names) for row in full]
-    df = select_contract(spark.createDataFrame(tuples, schema=contract_ddl(contract)), contract)
-    predicate = f"model_name = '{name}' AND model_version = '{version.version}'"
-    delta_io.replace_where(df, GOLD_EFFECTS, settings, predicate)
-    progress(f"wrote {len(full)} rows to {GOLD_EFFECTS.name}")
-    _log_to_run(version.run_id, full)
-    return full
+        learner = effects.xgboost_learner(config.effects.nuisance_params, config.effects.nuisance_workers)
+        return effects.estimate(features_df, _settings(config), learner)
+
+    rows, written = rows_of_version(spark, settings, GOLD_EFFECTS, ids, force, estimate, progress)
+    if written:
+        _log_to_run(version.run_id, rows)
+    return rows
 
 
 def estimate_and_gate(
@@ -166,7 +113,8 @@ def estimate_and_gate(
 def gate_effects(
     spark: SparkSession, settings: Settings, config: MLConfig, version: Any, rows: list[dict], progress: Progress
 ) -> GateResult:
-    """The effects half of the version's gate (signs; stability against the champion's effects), recorded on it."""
+    """The effects half of the version's gate (signs; stability against the champion's effects; the back-test's
+    calibration when `backtest.origins` > 0), recorded on it."""
     name = config.registry.model_name
     champion = registry.alias_version(name, registry.CHAMPION)
     before = None
@@ -174,6 +122,12 @@ def gate_effects(
         stored = _stored(spark, settings, name, champion)
         before = [r.asDict() for r in stored.collect()] if stored is not None else None
     reasons, metrics = decide_effects(rows, before or None, config.gate)
+    if config.backtest.origins > 0:
+        from lakehouse.ml.backtest_flow import backtest_version
+
+        calibration = backtest_version(spark, settings, config, version, False, progress)
+        more_reasons, more_metrics = decide_backtest(calibration, config.gate)
+        reasons, metrics = reasons + more_reasons, metrics | more_metrics
     gate = promotion.record_effects(name, version, reasons, metrics)
     compared = f"against version {champion}'s effects" if before else "(no champion effects to compare with)"
     progress(f"effects gate {compared}: {'passed' if not reasons else 'failed: ' + '; '.join(reasons)}")
@@ -226,35 +180,18 @@ def _log_to_run(run_id: str, rows: list[dict[str, Any]]) -> None:
         effects_report.log_plot(rows)
 
 
-def stored_rows(settings: Settings, name: str, version: str | None) -> list[dict[str, Any]]:
-    """The stored rows of a version (default: the latest version in the table), read with delta-rs."""
-    import pyarrow.compute as pc
-
-    from lakehouse.io import delta_log
-
-    if not delta_log.exists(GOLD_EFFECTS, settings):
-        raise DataError("no effects estimated yet: run `lakehouse effects` (the train DAG does) first")
-    rows = delta_log.read_arrow(GOLD_EFFECTS, settings, filters=[("model_name", "=", name)])
-    versions = rows.column("model_version").to_pylist()
-    if not versions:
-        raise DataError(f"no effects of model {name!r} yet: run `lakehouse effects` first")
-    wanted = version or max(versions, key=int)
-    chosen = rows.filter(pc.field("model_version") == wanted)
-    if chosen.num_rows == 0:
-        raise DataError(f"no effects of {name} version {wanted}: run `lakehouse effects --model-version {wanted}`")
-    return delta_log.records(chosen)
-
-
 def run(args: argparse.Namespace) -> int:
     settings, config = load_settings(), load_ml_config()
     if args.show:
-        rows = stored_rows(settings, config.registry.model_name, args.model_version)
+        rows = delta_log.model_version_records(
+            GOLD_EFFECTS, settings, config.registry.model_name, args.model_version, "lakehouse effects"
+        )
     else:
         from lakehouse.spark import get_spark
 
         spark = get_spark("lakehouse-effects", settings)
         tracking.configure(settings, config.registry.experiment, dict(os.environ))
-        version = model_version(config.registry.model_name, args.model_version)
+        version = registry.trained_version(config.registry.model_name, args.model_version)
         rows = estimate_version(spark, settings, config, version, args.force, Progress("effects"))
         if args.promote:
             _promote(spark, settings, config, version, rows, Progress("effects"))

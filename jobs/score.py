@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from pyspark import StorageLevel
@@ -17,14 +17,28 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse import delta_io, registry, report, tracking
-from lakehouse.catalog import GOLD_FEATURES, GOLD_RECOMMENDATIONS, GOLD_SALES_WEEKLY, SILVER_OUTLETS, SILVER_PRODUCTS
+from lakehouse.catalog import (
+    GOLD_BACKTEST,
+    GOLD_EFFECTS,
+    GOLD_FEATURES,
+    GOLD_RECOMMENDATIONS,
+    GOLD_SALES_WEEKLY,
+    SILVER_OUTLETS,
+    SILVER_PRODUCTS,
+    Table,
+)
 from lakehouse.config import Settings, load_settings
 from lakehouse.contracts import load_contract
+from lakehouse.gold import LOOKBACK_WEEKS
 from lakehouse.lineage import code_id, inputs_id
 from lakehouse.ml_config import MLConfig, load_ml_config
+from lakehouse.modeling import PREDICTION, predict
 from lakehouse.runtime import DataError, Progress, count, iso_date, monday, run_main
 from lakehouse.schema import select_contract
-from lakehouse.scoring import Rules, build_scoring_rows, coverage, in_holdout, recommend, score_candidates, summary
+from lakehouse.scoring.lifts import EffectBook
+from lakehouse.scoring.prices import promotion_cuts, with_typical_cuts
+from lakehouse.scoring.recommend import Rules, coverage, promotion_states, recommend, summary
+from lakehouse.scoring.rows import build_scoring_rows, in_holdout
 from lakehouse.spark import get_spark
 
 
@@ -46,9 +60,18 @@ def champion(name: str) -> Any:
 
 
 # The code a scored week is a function of (with the champion's own pipeline, named by its version).
-SCORE_CODE = ("jobs.score", "lakehouse.scoring", "lakehouse.features", "lakehouse.actions", "lakehouse.gold")
+SCORE_CODE = (
+    "jobs.score",
+    "lakehouse.scoring.rows",
+    "lakehouse.scoring.prices",
+    "lakehouse.scoring.lifts",
+    "lakehouse.scoring.recommend",
+    "lakehouse.features",
+    "lakehouse.actions",
+    "lakehouse.gold",
+)
 # The tables scoring reads; their Delta versions are part of a week's inputs.
-SCORE_TABLES = (GOLD_SALES_WEEKLY, SILVER_OUTLETS, SILVER_PRODUCTS)
+SCORE_TABLES = (GOLD_SALES_WEEKLY, SILVER_OUTLETS, SILVER_PRODUCTS, GOLD_EFFECTS, GOLD_BACKTEST)
 
 
 def score_inputs(
@@ -56,7 +79,7 @@ def score_inputs(
 ) -> tuple[str, dict[str, int]]:
     """Everything a week's recommendations are a function of, as one id (`inputs` on every row), and the
     Delta versions of the tables it read (scoring reads those versions)."""
-    tables = {t.name: delta_io.version(spark, t, settings) for t in SCORE_TABLES}
+    tables = {t.name: delta_io.version(spark, t, settings) for t in SCORE_TABLES if delta_io.exists(spark, t, settings)}
     parts = {
         "week": week,
         "model": f"{version.name}/{version.version}/{version.run_id}",
@@ -65,10 +88,24 @@ def score_inputs(
             t.name: load_contract(t.contract, settings.contracts_dir).version
             for t in (GOLD_FEATURES, GOLD_RECOMMENDATIONS)
         },
-        "config": {"scoring": config.scoring, "experiment": config.experiment},
+        "config": {"scoring": config.scoring, "experiment": config.experiment, "confidence": config.effects.confidence},
         "code": code_id(SCORE_CODE),
     }
     return inputs_id(parts), tables
+
+
+def effect_book(spark: SparkSession, settings: Settings, name: str, version: str, tables: dict[str, int]) -> EffectBook:
+    """The double-ML effects of the model version and its back-test (the versions in `tables`; none when absent)."""
+
+    def of_version(table: Table) -> list[dict[str, Any]]:
+        if table.name not in tables:
+            return []
+        rows = delta_io.read(spark, table, settings, tables[table.name]).filter(
+            (F.col("model_name") == F.lit(name)) & (F.col("model_version") == F.lit(version))
+        )
+        return [r.asDict() for r in rows.collect()]
+
+    return EffectBook.of(version, of_version(GOLD_EFFECTS)).with_backtest(of_version(GOLD_BACKTEST))
 
 
 def _scored_from(spark: SparkSession, settings: Settings, week: date) -> set[str | None]:
@@ -106,9 +143,10 @@ def score_week(spark: SparkSession, settings: Settings, config: MLConfig, week: 
     weekly_version = tables[GOLD_SALES_WEEKLY.name]
     weekly_df = delta_io.read(spark, GOLD_SALES_WEEKLY, settings, weekly_version)
     products_df = delta_io.read(spark, SILVER_PRODUCTS, settings, tables[SILVER_PRODUCTS.name])
+    outlets_df = delta_io.read(spark, SILVER_OUTLETS, settings, tables[SILVER_OUTLETS.name])
     rows = build_scoring_rows(
         weekly_df,
-        delta_io.read(spark, SILVER_OUTLETS, settings, tables[SILVER_OUTLETS.name]),
+        outlets_df,
         products_df,
         load_contract(GOLD_FEATURES.contract, settings.contracts_dir),
         week,
@@ -121,8 +159,24 @@ def score_week(spark: SparkSession, settings: Settings, config: MLConfig, week: 
         else F.lit(None).cast("double").alias("unit_cost"),
     )
     experiment = config.experiment
+    actions = config.scoring.candidate_actions()
+    states = promotion_states(actions)
+    history = (
+        weekly_df.filter(
+            (F.col("week_start") < F.lit(week)) & (F.col("week_start") >= F.lit(week - timedelta(weeks=LOOKBACK_WEEKS)))
+        )
+        .join(F.broadcast(products_df.select("product_id", "brand")), "product_id")
+        .join(F.broadcast(outlets_df.select("outlet_id", "region")), "outlet_id")
+    )
+    planned = predict(model, rows).withColumnRenamed(PREDICTION, "planned_units")
     rows = (
-        rows.join(F.broadcast(costs), on="product_id", how="left")
+        with_typical_cuts(
+            planned.withColumn("planned_unit_price", F.col("unit_price")),
+            promotion_cuts(history),
+            states,
+            config.scoring.min_promotion_weeks,
+        )
+        .join(F.broadcast(costs), on="product_id", how="left")
         .withColumn("in_holdout", in_holdout(experiment.name, experiment.holdout_share))
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
@@ -132,13 +186,26 @@ def score_week(spark: SparkSession, settings: Settings, config: MLConfig, week: 
             f"no outlet x product sold in the {config.scoring.active_weeks} weeks before {week}: "
             "ingest and build those weeks first"
         )
-    actions = config.scoring.candidate_actions()
-    progress(f"{expected} active outlet x product, {len(actions)} candidate actions each")
-    scored = score_candidates(model, rows, actions)
-    rules = Rules(config.scoring.max_discount, config.scoring.max_promoted_per_outlet, config.scoring.min_lift_pct)
+    book = effect_book(spark, settings, name, str(version.version), tables)
+    progress(
+        f"{expected} active outlet x product, {len(actions)} candidate actions each, lifts from "
+        + (
+            f"version {version.version}'s effects"
+            if book.estimates
+            else "no effects (none estimated: no action offered)"
+        )
+    )
+    rules = Rules(
+        config.scoring.max_discount,
+        config.scoring.max_promoted_per_outlet,
+        config.scoring.min_lift_pct,
+        config.scoring.rank_by,
+        config.scoring.assumed_margin,
+        config.effects.confidence,
+    )
     contract = load_contract(GOLD_RECOMMENDATIONS.contract, settings.contracts_dir)
     recommendations = select_contract(
-        recommend(scored, actions, rules)
+        recommend(rows, book, actions, rules)
         .withColumn("experiment", F.lit(experiment.name))
         .withColumn("model_name", F.lit(name))
         .withColumn("model_version", F.lit(str(version.version)))

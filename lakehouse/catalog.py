@@ -59,6 +59,9 @@ GOLD_RECOMMENDATIONS = Table(
     "gold_recommendations", "gold", ("week_start",), "recommended action per outlet x product", ("outlet_id",)
 )
 GOLD_EFFECTS = Table("gold_effects", "gold", description="causal effects of price and promotions per brand and segment")
+GOLD_BACKTEST = Table(
+    "gold_backtest", "gold", description="calibration of the effects on real promotions (rolling origin)"
+)
 GOLD_LIFT = Table("gold_lift", "gold", ("week_start",), "measured lift of the recommendations per week")
 GOLD_MONITORING = Table("gold_monitoring", "gold", ("week_start",), "drift, quality and data health per week")
 RETRAIN_REQUESTS = Table(
@@ -79,6 +82,7 @@ TABLES: tuple[Table, ...] = (
     GOLD_SALES_WEEKLY,
     GOLD_FEATURES,
     GOLD_EFFECTS,
+    GOLD_BACKTEST,
     GOLD_RECOMMENDATIONS,
     GOLD_LIFT,
     GOLD_MONITORING,

@@ -24,6 +24,7 @@ COMMANDS = {
     "sample-data": "jobs.sample_data",
     "train": "jobs.train",
     "effects": "jobs.effects",
+    "backtest": "jobs.backtest",
     "models": "jobs.models",
     "score": "jobs.score",
     "recommendations": "jobs.recommendations",

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from lakehouse.ml import backtest_summary
 from lakehouse.ml_config import GateConfig
 
 
@@ -132,3 +133,20 @@ def _estimated(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, An
         for r in rows
         if r["method"] == EFFECTS_METHOD and r["segment"] == EFFECTS_SEGMENT and r["estimate"] is not None
     }
+
+
+def decide_backtest(rows: list[dict[str, Any]], cfg: GateConfig) -> tuple[list[str], dict[str, float]]:
+    """Refusal reasons from the back-test (`lakehouse.ml.backtest`): the overall slope of realised on
+    predicted lift further than `max_calibration_error` from 1. No rows, no slope or no limit: not checked."""
+    overall = backtest_summary.overall(rows)
+    if overall is None or overall["slope"] is None:
+        return [], {}
+    metrics = {"backtest_slope": float(overall["slope"]), "backtest_promotions": float(overall["promotions"])}
+    limit = cfg.max_calibration_error
+    if limit is not None and abs(overall["slope"] - 1.0) > limit:
+        interval = "" if overall["slope_low"] is None else f" [{overall['slope_low']:.2f}, {overall['slope_high']:.2f}]"
+        return [
+            f"back-test: realised lift is {overall['slope']:.2f}{interval} x the predicted one over "
+            f"{overall['promotions']} promotions (more than {limit} from 1)"
+        ], metrics
+    return [], metrics

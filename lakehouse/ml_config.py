@@ -51,6 +51,7 @@ class GateConfig:
     effects_required: bool
     promotion_tolerance: float
     max_elasticity_change: float
+    max_calibration_error: float | None
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,21 @@ class EffectsConfig:
     folds: int
     cross_prices: bool
     nuisance_params: dict[str, Any]
+    nuisance_workers: int
+    concurrent_fits: int
     min_group_rows: int
     min_treated_rows: int
     min_treated_share: float
     min_price_sd: float
     confidence: float
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    weeks: int
+    origins: int
+    baseline_weeks: int
+    min_controls: int
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,9 @@ class ScoringConfig:
     max_discount: float
     max_promoted_per_outlet: int
     min_lift_pct: float
+    rank_by: str
+    assumed_margin: float
+    min_promotion_weeks: int
 
     def candidate_actions(self) -> list[Action]:
         """The configured actions; a clear error for unknown keys, duplicates or a missing as_planned."""
@@ -131,6 +145,7 @@ class MLConfig:
     registry: RegistryConfig
     gate: GateConfig
     effects: EffectsConfig
+    backtest: BacktestConfig
     scoring: ScoringConfig
     experiment: ExperimentConfig
     monitoring: MonitoringConfig
@@ -167,6 +182,7 @@ def from_dict(raw: dict[str, Any]) -> MLConfig:
         registry=_section(RegistryConfig, merged, "registry"),
         gate=_section(GateConfig, merged, "gate"),
         effects=_section(EffectsConfig, merged, "effects"),
+        backtest=_section(BacktestConfig, merged, "backtest"),
         scoring=_section(ScoringConfig, merged, "scoring"),
         experiment=_section(ExperimentConfig, merged, "experiment"),
         monitoring=_section(MonitoringConfig, merged, "monitoring"),
@@ -179,6 +195,10 @@ def from_dict(raw: dict[str, Any]) -> MLConfig:
         raise UsageError("monitoring.sample_rows must be at least 100 and retraining.cooldown_weeks not negative")
     if config.effects.folds < 2 or not 0.0 < config.effects.confidence < 1.0:
         raise UsageError("effects.folds must be at least 2 and effects.confidence in (0, 1)")
+    if config.scoring.rank_by not in ("units", "margin") or not 0.0 <= config.scoring.assumed_margin < 1.0:
+        raise UsageError("scoring.rank_by must be units or margin, and scoring.assumed_margin in [0, 1)")
+    if config.effects.nuisance_workers < 1 or config.effects.concurrent_fits < 1:
+        raise UsageError("effects.nuisance_workers and effects.concurrent_fits must be at least 1")
     if any(v not in (-1, 0, 1) for v in config.training.monotone.values()):
         raise UsageError(f"training.monotone values must be -1, 0 or 1: {config.training.monotone}")
     if config.training.estimator not in ESTIMATORS:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from lakehouse.catalog import MODEL_AUDIT
+from lakehouse.catalog import GOLD_FEATURES, MODEL_AUDIT
 from lakehouse.config import Settings
 from lakehouse.contracts import load_contract
 from lakehouse.io import delta_log
@@ -65,6 +65,26 @@ def alias_version(name: str, alias: str) -> str | None:
         return str(client().get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
+
+
+def trained_version(name: str, wanted: str | None) -> Any:
+    """The version asked for, else @challenger (the latest trained), else @champion."""
+    registry = client()
+    if wanted:
+        return registry.get_model_version(name, wanted)
+    for alias in (CHALLENGER, CHAMPION):
+        version = alias_version(name, alias)
+        if version is not None:
+            return registry.get_model_version(name, version)
+    raise DataError(f"model {name!r} has no trained version yet: run `lakehouse train` first")
+
+
+def features_version(run_id: str) -> int:
+    """The gold_features version the run trained on (its lineage tag)."""
+    tag = client().get_run(run_id).data.tags.get(f"lineage.{GOLD_FEATURES.name}.version")
+    if tag is None:
+        raise DataError(f"run {run_id} has no lineage.{GOLD_FEATURES.name}.version tag: train it again")
+    return int(tag)
 
 
 def _append_event(spark: SparkSession, settings: Settings, event: Event, at: datetime) -> None:

@@ -14,20 +14,61 @@ from lakehouse.actions import AS_PLANNED
 if TYPE_CHECKING:
     import pyarrow as pa
 
-TOP_COLUMNS = ("outlet_id", "product_id", "brand", "action", "lift_units", "lift_pct", "incremental_margin")
-# Largest lift first; ties by outlet then product, so two runs print the same list.
-TOP_ORDER = (("lift_units", "descending"), ("outlet_id", "ascending"), ("product_id", "ascending"))
+TOP_COLUMNS = (
+    "outlet_id",
+    "product_id",
+    "brand",
+    "action",
+    "unit_price",
+    "price_change",
+    "lift_units",
+    "lift_pct",
+    "lift_pct_low",
+    "lift_pct_high",
+    "net_lift_units",
+    "net_lift_units_low",
+    "net_lift_units_high",
+    "incremental_margin",
+    "margin_basis",
+    "explanation",
+    "runner_up",
+    "runner_up_reason",
+)
+# Largest net lift first (the outlet's category-level lift); ties by outlet then product, so two runs print
+# the same list.
+TOP_ORDER = (("net_lift_units", "descending"), ("outlet_id", "ascending"), ("product_id", "ascending"))
 
 
 def top_lift_line(row: Mapping[str, Any]) -> str:
-    """One recommended action: outlet, product, brand, action, lift in units and percent, margin if known.
+    """One recommended action: price, gross lift with its interval, net lift, margin; then why, and the runner-up.
 
     The percent is null when nothing was planned to sell (0 units): the line then gives units only.
     """
-    margin = "" if row["incremental_margin"] is None else f", margin {row['incremental_margin']:+.2f}"
-    pct = "" if row["lift_pct"] is None else f" ({row['lift_pct']:+.1f}%)"
-    lift = f"+{row['lift_units']:.1f} units{pct}"
-    return f"  {row['outlet_id']} {row['product_id']} ({row['brand']}): {row['action']} {lift}{margin}"
+    pct = (
+        ""
+        if row["lift_pct"] is None
+        else f" ({row['lift_pct']:+.1f}% [{row['lift_pct_low']:+.1f}%, {row['lift_pct_high']:+.1f}%])"
+    )
+    net = (
+        ""
+        if row["net_lift_units"] is None
+        else f", net {row['net_lift_units']:+.1f} [{row['net_lift_units_low']:+.1f}, {row['net_lift_units_high']:+.1f}]"
+    )
+    margin = (
+        ""
+        if row["incremental_margin"] is None
+        else f", margin {row['incremental_margin']:+.2f} ({row['margin_basis']})"
+    )
+    price = f" at {row['unit_price']:.2f} ({row['price_change']:+.0%})"
+    lines = [
+        f"  {row['outlet_id']} {row['product_id']} ({row['brand']}): {row['action']}{price} "
+        f"{row['lift_units']:+.1f} units{pct}{net}{margin}"
+    ]
+    if row.get("explanation"):
+        lines.append(f"      why: {row['explanation']}")
+    if row.get("runner_up"):
+        lines.append(f"      runner-up {row['runner_up']}: {row['runner_up_reason']}")
+    return "\n".join(lines)
 
 
 def print_top_lifts(rows: Iterable[Mapping[str, Any]]) -> None:

@@ -151,6 +151,7 @@ def summary(settings: Any, last: date) -> None:
         flush=True,
     )
     subprocess.run([str(BIN / "lakehouse"), "effects", "--show"], stdout=TERMINAL, check=True)
+    subprocess.run([str(BIN / "lakehouse"), "backtest", "--show"], stdout=TERMINAL, check=True)
     subprocess.run([str(BIN / "lakehouse"), "recommendations"], stdout=TERMINAL, check=True)
 
 

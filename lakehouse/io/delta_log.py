@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from lakehouse.catalog import Table
 from lakehouse.config import Settings
+from lakehouse.runtime import DataError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -159,3 +160,23 @@ def describe(table: Table, settings: Settings) -> dict[str, object]:
         "columns": [field.name for field in delta_table.schema().fields],
         "last_write": f"{written_at.isoformat(timespec='seconds')} {last['operation']}",
     }
+
+
+def model_version_records(table: Table, settings: Settings, name: str, version: str | None, command: str) -> list[dict]:
+    """The rows of one model version in a per-version table (default: its latest version), or a DataError
+    naming the `command` that writes them."""
+    import pyarrow.compute as pc
+
+    if not exists(table, settings):
+        raise DataError(f"{table.name} is empty: run `{command}` first")
+    rows = read_arrow(table, settings, filters=[("model_name", "=", name)])
+    versions = rows.column("model_version").to_pylist()
+    if not versions:
+        raise DataError(f"{table.name} has no rows of model {name!r}: run `{command}` first")
+    wanted = version or max(versions, key=int)
+    chosen = rows.filter(pc.field("model_version") == wanted)
+    if chosen.num_rows == 0:
+        raise DataError(
+            f"{table.name} has no rows of {name} version {wanted}: run `{command} --model-version {wanted}`"
+        )
+    return records(chosen)

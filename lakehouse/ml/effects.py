@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,7 @@ class Settings:
     min_price_sd: float
     confidence: float
     cross_prices: bool = True
+    concurrent_fits: int = 1  # nuisance models fitted at once (each a Spark job of its own)
 
 
 def xgboost_learner(params: dict[str, Any], num_workers: int) -> Learner:
@@ -83,14 +85,18 @@ def xgboost_learner(params: dict[str, Any], num_workers: int) -> Learner:
 
 
 def cross_fitted_residuals(
-    df: DataFrame, targets: list[str], controls: list[str], folds: int, learner: Learner
+    df: DataFrame, targets: list[str], controls: list[str], folds: int, learner: Learner, concurrent: int = 1
 ) -> DataFrame:
     """`r_<target>` = target - its prediction from the controls by a model fitted on the other folds.
 
-    The folds x targets models are fitted one after another (each distributed); the predictions are one
-    pass over the rows, every booster applied where its fold is held out.
+    The folds x targets models are fitted `concurrent` at a time, each a distributed Spark job submitted
+    from its own thread (a fit spends seconds starting up, which the other fits' work fills); the
+    predictions are one pass over the rows, every booster applied where its fold is held out.
     """
-    boosters = {(k, t): learner(df.filter(F.col("fold") != k), controls, t) for k in range(folds) for t in targets}
+    jobs = [(k, t) for k in range(folds) for t in targets]
+    with ThreadPoolExecutor(max_workers=max(1, concurrent)) as pool:
+        fitted = pool.map(lambda job: learner(df.filter(F.col("fold") != job[0]), controls, job[1]), jobs)
+        boosters = dict(zip(jobs, fitted, strict=True))
     residuals = [f"r_{t}" for t in targets]
     schema = StructType([*df.schema.fields, *[StructField(r, DoubleType()) for r in residuals]])
 
@@ -213,33 +219,48 @@ def estimate(
                 panel_fe = panel
             fe = keep(P.with_segments(P.two_way_demeaned(panel_fe, columns), segments))
             chosen = regressors(s, brands, cfg, active, brands.column)
-            out += effect_rows(FIXED_EFFECTS, _fit(fe, P.Y, chosen), s, cfg)
+            out += effect_rows(FIXED_EFFECTS, _fit(fe, P.Y, chosen), s, cfg, segments)
         if DML in methods:
             assert learner is not None, "double ML needs a nuisance learner"
             targets = [P.Y, *active.values()]
             # Only what the nuisance models and the final regressions read, cached: every fit scans it.
             needed = [*P.ITEM, "week_start", "brand", "fold", *segments, *controls, *targets]
             within = keep(P.with_demeaned(panel, targets, P.ITEM).select(*dict.fromkeys(needed)))
-            residuals = cross_fitted_residuals(within, targets, controls, cfg.folds, learner)
+            residuals = cross_fitted_residuals(within, targets, controls, cfg.folds, learner, cfg.concurrent_fits)
             if cfg.cross_prices and P.OWN_PRICE in active:
                 residuals = P.with_cross_prices(residuals, brands, "r_t_price")
             dml = keep(P.with_segments(residuals, segments))
             own = {effect: f"r_{column}" for effect, column in active.items()}
             chosen = regressors(s, brands, cfg, own, brands.column)
-            out += effect_rows(DML, _fit(dml, f"r_{P.Y}", chosen), s, cfg)
+            out += effect_rows(DML, _fit(dml, f"r_{P.Y}", chosen), s, cfg, segments)
         return out
     finally:
         for df in cached:
             df.unpersist()
 
 
-def effect_rows(method: str, fits: dict[tuple, tuple[dict, GroupFit]], s: Support, cfg: Settings) -> list[dict]:
-    """One row per brand, segment and effect: the estimate and its interval, or `unsupported`."""
+def effect_rows(
+    method: str,
+    fits: dict[tuple, tuple[dict, GroupFit]],
+    s: Support,
+    cfg: Settings,
+    segments: dict[str, float | None],
+) -> list[dict]:
+    """One row per brand, segment and effect: the estimate and its interval, or `unsupported`.
+
+    Each estimated row also carries its covariances with the other effects of the same regression (for
+    the delta method downstream) and, for a numeric segment, the median its outlets were split at.
+    """
     z = NormalDist().inv_cdf(0.5 + cfg.confidence / 2)
     rows = []
     for key in sorted(s.rows):
         chosen, fit = fits.get(key, ({}, None))
         estimates = dict(zip(fit.regressors, zip(fit.estimate, fit.std_error, strict=True), strict=True)) if fit else {}
+        effect_of = {column: effect for effect, column in chosen.items()}
+        covariances = (
+            {c: {effect_of[o]: v for o, v in others.items()} for c, others in fit.covariances().items()} if fit else {}
+        )
+        split = segments.get(key[1].split(":")[0]) if ":" in key[1] else None
         effects = [*P.TREATMENTS, *sorted(e for e in chosen if e.startswith(P.CROSS_PREFIX))]
         for effect in effects:
             column = chosen.get(effect)
@@ -258,6 +279,8 @@ def effect_rows(method: str, fits: dict[tuple, tuple[dict, GroupFit]], s: Suppor
                 "treated_share": None if effect.startswith(P.CROSS_PREFIX) else s.share(key, effect),
                 "status": "estimated" if est is not None else ("unsupported" if column is None else "singular"),
                 "identified_by": IDENTIFIED_BY[method],
+                "covariances": covariances.get(column) if est is not None and column else None,
+                "segment_split": split,
             }
             rows.append(row | lift_pct(effect, row))
     return rows

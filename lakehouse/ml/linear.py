@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 
 @dataclass(frozen=True)
 class GroupFit:
-    """The fit of one group: estimates and clustered standard errors of its regressors, in order."""
+    """The fit of one group: estimates, clustered standard errors and covariances of its regressors, in order."""
 
     key: tuple
     regressors: tuple[str, ...]
@@ -30,6 +30,14 @@ class GroupFit:
     std_error: tuple[float, ...]
     rows: int
     clusters: int
+    covariance: tuple[tuple[float, ...], ...] = ()
+
+    def covariances(self) -> dict[str, dict[str, float]]:
+        """regressor -> the other regressors -> the covariance of their estimates."""
+        return {
+            a: {b: self.covariance[i][j] for j, b in enumerate(self.regressors) if j != i}
+            for i, a in enumerate(self.regressors)
+        }
 
 
 def _x(name: str) -> F.Column:
@@ -85,7 +93,17 @@ def grouped_ols(
         scale = g / (g - 1) * (n - 1) / max(n - k, 1)
         cov = scale * bread @ meat[key] @ bread
         se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-        fits.append(GroupFit(key, regressors[key], tuple(map(float, theta)), tuple(map(float, se)), n, g))
+        fits.append(
+            GroupFit(
+                key,
+                regressors[key],
+                tuple(map(float, theta)),
+                tuple(map(float, se)),
+                n,
+                g,
+                tuple(tuple(map(float, row)) for row in cov),
+            )
+        )
     return fits
 
 

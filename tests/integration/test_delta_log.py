@@ -102,19 +102,43 @@ def test_quarantine_prints_rows_by_reason_and_rejected_files(spark, home):
 
 
 def _recommendations(spark: SparkSession, settings: Settings) -> None:
-    """Two scored weeks with ties in lift, a missing margin and a holdout row (only the printed columns)."""
+    """Two scored weeks with ties in net lift, a missing margin and percent, a holdout row (the printed columns)."""
     rows = [
-        ("O1", "P1", date(2024, 1, 8), "B1", "deal", 4.0, 10.0, 1.25),
-        ("O2", "P1", date(2024, 1, 8), "B1", "price_-10%", 4.0, 12.5, None),
-        ("O1", "P2", date(2024, 1, 8), "B2", "as_planned", 9.0, 30.0, 0.0),
-        ("O3", "P3", date(2024, 1, 8), None, "display", 0.5, 1.0, -0.5),
-        ("O1", "P1", date(2024, 1, 1), "B1", "deal", 99.0, 50.0, 3.0),
+        (
+            "O1",
+            "P1",
+            date(2024, 1, 8),
+            "B1",
+            "deal",
+            4.0,
+            10.0,
+            3.0,
+            1.25,
+            "unit cost",
+            "deal at 1.80 (...)",
+            "feature",
+        ),
+        ("O2", "P1", date(2024, 1, 8), "B1", "price_-10%", 4.0, None, 3.0, None, "unit cost", None, None),
+        ("O1", "P2", date(2024, 1, 8), "B2", "as_planned", 0.0, 0.0, 0.0, 0.0, "unit cost", None, None),
+        ("O3", "P3", date(2024, 1, 8), None, "display", 0.5, 1.0, 0.2, -0.5, "assumed 30% margin", None, None),
+        ("O1", "P1", date(2024, 1, 1), "B1", "deal", 99.0, 50.0, 80.0, 3.0, "unit cost", None, None),
     ]
     schema = (
-        "outlet_id string, product_id string, week_start date, brand string, action string, "
-        "lift_units double, lift_pct double, incremental_margin double"
+        "outlet_id string, product_id string, week_start date, brand string, action string, lift_units double, "
+        "lift_pct double, net_lift_units double, incremental_margin double, margin_basis string, explanation string, "
+        "runner_up string"
     )
-    delta_io.overwrite(spark.createDataFrame(rows, schema), GOLD_RECOMMENDATIONS, settings)
+    df = (
+        spark.createDataFrame(rows, schema)
+        .withColumn("unit_price", F.lit(1.8))
+        .withColumn("price_change", F.lit(-0.1))
+        .withColumn("lift_pct_low", F.col("lift_pct") - 5)
+        .withColumn("lift_pct_high", F.col("lift_pct") + 5)
+        .withColumn("net_lift_units_low", F.col("net_lift_units") - 1)
+        .withColumn("net_lift_units_high", F.col("net_lift_units") + 1)
+        .withColumn("runner_up_reason", F.when(F.col("runner_up").isNotNull(), F.lit("net lift 1.0, below 3.0")))
+    )
+    delta_io.overwrite(df, GOLD_RECOMMENDATIONS, settings)
 
 
 @pytest.mark.parametrize("args", [(), ("--top", "2"), ("--week", "2024-01-03")])

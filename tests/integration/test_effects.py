@@ -15,12 +15,13 @@ from datetime import date
 import pytest
 from pyspark.sql import functions as F
 
+from jobs import backtest as backtest_job
 from jobs import effects as effects_job
 from jobs import models as models_job
 from jobs import sample_data
 from jobs.train import train
 from lakehouse import delta_io, registry, tracking
-from lakehouse.catalog import GOLD_EFFECTS, GOLD_FEATURES
+from lakehouse.catalog import GOLD_BACKTEST, GOLD_EFFECTS, GOLD_FEATURES
 from lakehouse.config import Settings
 from lakehouse.ml import effects, panel
 from lakehouse.ml_config import MLConfig, from_dict
@@ -170,7 +171,8 @@ def test_a_retrained_version_takes_its_features_versions_effects_and_is_gated_on
     capsys.readouterr()
     assert effects_job.main(["--promote"]) == 0
     out = capsys.readouterr().out
-    assert "taking the effects of version 1" in out and "not promoted" in out
+    assert "taking the gold_effects rows of version 1" in out and "taking the gold_backtest rows of version 1" in out
+    assert "not promoted" in out
     stored = table(spark, settings, GOLD_EFFECTS).filter(F.col("estimate").isNotNull())
     by_version = {
         v: {
@@ -187,6 +189,33 @@ def test_a_retrained_version_takes_its_features_versions_effects_and_is_gated_on
     assert registry.alias_version(NAME, registry.CHAMPION) == "1"
 
 
+def test_the_back_test_predicts_the_real_promotions_lift_with_a_slope_near_one(spark, world):
+    """Effects from earlier weeks only, on every promotion of the last 12 weeks (the gate ran it)."""
+    settings, config, _ = world
+    rows = {(r.brand, r.action): r for r in table(spark, settings, GOLD_BACKTEST).collect()}
+    overall = rows["ALL", "ALL"]
+    assert overall.model_version == "1" and len(overall.origins.split(",")) == config.backtest.origins
+    assert overall.promotions > 1000 and overall.did_share > 0.9  # promotions here are outlet by outlet
+    assert 0.9 <= overall.slope <= 1.1, overall
+    assert overall.realised_pct_low <= overall.predicted_pct <= overall.realised_pct_high, overall
+    per_action = [r for (b, a), r in rows.items() if b != "ALL" and a != "ALL"]
+    assert {r.action for r in per_action} >= {"deal", "feature", "display", "deal+feature"}
+    tags = registry.client().get_model_version(NAME, "1").tags
+    assert 0.9 <= json.loads(tags["gate.metrics"])["backtest_slope"] <= 1.1
+    artifacts = {a.path for a in registry.client().list_artifacts(overall.run_id, "backtest")}
+    assert {"backtest/calibration.json", "backtest/calibration.png"} <= artifacts
+
+
+def test_back_testing_again_from_the_same_inputs_writes_nothing(spark, world, capsys):
+    settings, _, _ = world
+    before = delta_io.version(spark, GOLD_BACKTEST, settings)
+    capsys.readouterr()
+    assert backtest_job.main(["--model-version", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "kept" in out and "back-test: " in out and "promotions over 12 weeks" in out
+    assert delta_io.version(spark, GOLD_BACKTEST, settings) == before
+
+
 def test_an_effect_without_support_is_not_estimated():
     cfg = effects.Settings(["channel"], 2, 100, 30, 0.01, 0.02, 0.95)
     key = ("B", "ALL")
@@ -196,7 +225,7 @@ def test_an_effect_without_support_is_not_estimated():
     assert not effects.supported(s, key, "display", cfg)  # never treated
     flat = effects.Support(rows={key: 1000}, treated={(*key, "own_price"): 500}, price_sd={key: 0.01})
     assert not effects.supported(flat, key, "own_price", cfg)  # price varies too little
-    rows = effects.effect_rows(effects.DML, {}, s, cfg)
+    rows = effects.effect_rows(effects.DML, {}, s, cfg, {})
     assert {r["effect"]: r["status"] for r in rows}["display"] == "unsupported"
 
 

@@ -1,14 +1,16 @@
 """Scoring, recommendations and measured lift, end to end on synthetic data whose true effects are known.
 
 One warehouse and MLflow store for the module: 200 synthetic outlets x 8 products x 60 weeks are built and
-a model is trained and promoted once. Week 60 (no actuals yet) is scored; then the generator sells that week
-under the recommendations (holdout outlets as planned), knowing both outcomes of every row, and the lift
-job's interval is checked against the true effect.
+a model is trained, its effects estimated, and promoted once. Week 60 (no actuals yet) is scored: the
+promised lifts are checked against the generator's true effects; then the generator sells that week under
+the recommendations (holdout outlets as planned), knowing both outcomes of every row, and the lift job's
+interval is checked against the true effect.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, timedelta
@@ -23,7 +25,7 @@ from lakehouse.catalog import GOLD_LIFT, GOLD_RECOMMENDATIONS, GOLD_SALES_WEEKLY
 from lakehouse.config import Settings
 from lakehouse.ml_config import MLConfig, from_dict
 from lakehouse.runtime import DataError, Progress
-from lakehouse.scoring import holdout_fraction
+from lakehouse.scoring.rows import holdout_fraction
 from lakehouse.sources import synthetic
 from tests.integration.helpers import assert_same_content, build, fresh_home, ingest, table, version
 
@@ -32,7 +34,7 @@ TARGET = START + timedelta(weeks=WEEKS)
 CONFIG = {
     "training": {"cv_folds": 1, "params": {"xgboost": {"n_estimators": 100}}},
     "experiment": {"name": "test-exp", "holdout_share": 0.5},
-    "gate": {"effects_required": False},  # promotion on the forecast half alone (test_effects has the rest)
+    "backtest": {"origins": 0},  # the effects gate without its back-test (test_effects has it)
 }
 NAME = "transaction_drivers"
 
@@ -78,22 +80,48 @@ def test_every_active_outlet_product_gets_one_recommendation_with_lineage(spark,
     for r in rows:
         assert len(r.candidates) == len(rules.actions) and r.planned_units >= 0
         assert r.lift_units == pytest.approx(r.predicted_units - r.planned_units)
-        eligible = [
-            c
-            for c in r.candidates
-            if c.action != "as_planned" and c.price_change >= -rules.max_discount and c.lift_pct >= rules.min_lift_pct
-        ]
+        assert r.effects_version == str(champion.version)
+        qualifying = [c for c in r.candidates if c.offered and c.why_not is None]
+        assert all(c.lift_pct_low >= rules.min_lift_pct and c.net_lift_units > 0 for c in qualifying)
+        assert all(c.price_change >= -rules.max_discount - 1e-9 for c in r.candidates if c.offered)
         if r.intended_action != "as_planned":
             promoted[r.outlet_id] = promoted.get(r.outlet_id, 0) + 1
-            assert r.intended_action == max(eligible, key=lambda c: c.lift_units).action
-        elif not eligible:
-            assert r.reason.startswith("no action lifts") or r.in_holdout
+            best = max(qualifying, key=lambda c: c.net_lift_units)
+            assert r.intended_action == best.action and best.explanation and "double ML" in best.explanation
+        elif not qualifying:
+            assert r.reason.startswith("no action's lift") or r.in_holdout
         if r.action != "as_planned":
-            assert r.incremental_margin is not None and r.unit_price == pytest.approx(
-                r.planned_unit_price * (1 + r.price_change)
-            )
+            assert r.incremental_margin is not None and r.margin_basis == "unit cost"
+            assert r.unit_price == pytest.approx(r.planned_unit_price * (1 + r.price_change))
+            assert r.lift_pct_low <= r.lift_pct <= r.lift_pct_high
+            assert r.net_lift_units == pytest.approx(r.lift_units + r.cross_units + r.dip_units)
     assert max(promoted.values()) == rules.max_promoted_per_outlet
-    assert sum(r.action != "as_planned" for r in rows) > OUTLETS  # the model finds lifts worth recommending
+    assert sum(r.action != "as_planned" for r in rows) > OUTLETS  # the effects find lifts worth recommending
+
+
+def test_the_promised_lifts_cover_the_true_lift_at_the_stated_rate(spark, world):
+    """The generator's truth gives every recommended action's true lift; the promised intervals hold it."""
+    settings, config, _ = world
+    truth = synthetic.Truth()
+    flags = {"deal": truth.deal_effect, "feature": truth.feature_effect, "display": truth.display_effect}
+    actions = {a.name: a for a in config.scoring.candidate_actions()}
+    promised: dict[tuple, tuple[float, float, float]] = {}  # one interval per brand, action and price change
+    for r in _week(spark, settings, TARGET).filter(F.col("intended_action") != "as_planned").collect():
+        c = {c.action: c for c in r.candidates}[r.intended_action]
+        action = actions[r.intended_action]
+        log_lift = truth.price_elasticity * math.log1p(c.price_change) + sum(
+            v for name, v in flags.items() if getattr(action, name)
+        )
+        key = (r.brand, r.intended_action, round(c.price_change, 3), c.explanation.split("(double ML, ")[1])
+        promised[key] = (c.lift_pct_low, 100 * math.expm1(log_lift), c.lift_pct_high)
+    covered = sum(low <= true <= high for low, true, high in promised.values())
+    # 95% intervals: the count covered is binomial; fewer than its 1st percentile fails.
+    floor = next(k for k in range(len(promised) + 1) if _binomial_cdf(k, len(promised), 0.95) > 0.01)
+    assert len(promised) >= 5 and covered >= floor, {k: v for k, v in promised.items()}
+
+
+def _binomial_cdf(k: int, n: int, p: float) -> float:
+    return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1))
 
 
 def test_rescoring_a_week_replaces_that_week_only(spark, world):
@@ -145,6 +173,7 @@ def test_measured_lift_covers_the_true_effect_of_the_recommendations(spark, worl
     # The generator sells week TARGET: treated outlets follow their recommendation, holdout outlets the plan.
     actions = {a.name: a for a in config.scoring.candidate_actions()}
     recs = _week(spark, settings, TARGET).collect()
+    price = {(r.outlet_id, r.product_id): {c.action: c.unit_price for c in r.candidates} for r in recs}
     plan = spark.createDataFrame(
         [
             (
@@ -152,7 +181,7 @@ def test_measured_lift_covers_the_true_effect_of_the_recommendations(spark, worl
                 r.product_id,
                 not r.in_holdout,
                 r.planned_unit_price,
-                r.planned_unit_price * (1 + actions[r.intended_action].price_change),
+                price[r.outlet_id, r.product_id][r.intended_action],
                 bool(actions[r.intended_action].deal),
                 bool(actions[r.intended_action].feature),
                 bool(actions[r.intended_action].display),

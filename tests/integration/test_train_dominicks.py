@@ -14,11 +14,12 @@ import mlflow
 import pytest
 from pyspark.sql import functions as F
 
+from jobs import score
 from jobs.effects import estimate_version
 from jobs.train import train
 from lakehouse import modeling, registry, tracking
 from lakehouse.actions import Action
-from lakehouse.catalog import GOLD_FEATURES
+from lakehouse.catalog import GOLD_BACKTEST, GOLD_FEATURES, GOLD_RECOMMENDATIONS
 from lakehouse.config import REPO_ROOT, Settings
 from lakehouse.features import with_action
 from lakehouse.ml_config import MLConfig, from_dict
@@ -86,3 +87,35 @@ def test_on_dominicks_every_brands_own_price_elasticity_is_negative(spark, train
     # `train` estimated them before promoting: the whole gate passed, the effects half included.
     assert version.tags["gate.effects"] == "passed" and version.tags["gate.passed"] == "true", version.tags
     assert registry.alias_version(config.registry.model_name, registry.CHAMPION) == "1"
+
+
+def test_on_dominicks_recommendations_are_priced_supported_and_within_the_back_test(spark, trained, capsys):
+    """The week after the data: display is never offered, every promotion comes with its price cut, and no
+    promise exceeds what the same brand's promotions of that kind realised in the back-test."""
+    settings, config = trained
+    week = date(1992, 10, 12)
+    assert score.score_week(spark, settings, config, week, Progress("test-score"))["rows"] > 800
+    recs = table(spark, settings, GOLD_RECOMMENDATIONS).filter(F.col("week_start") == F.lit(week)).collect()
+    backtest = {(r.brand, r.action): r for r in table(spark, settings, GOLD_BACKTEST).collect()}
+    assert backtest["ALL", "ALL"].promotions > 100, backtest["ALL", "ALL"]
+    assert all(not c.offered for r in recs for c in r.candidates if "display" in c.action)
+    acted = [r for r in recs if r.intended_action != "as_planned"]
+    assert acted
+    for r in acted:
+        chosen = {c.action: c for c in r.candidates}[r.intended_action]
+        # A price action cuts the price; a promotion comes with the cut that usually goes with it at this
+        # outlet, region or chain (for Dominick's own brand that is none: its feature weeks kept the price).
+        if r.intended_action.startswith("price_"):
+            assert chosen.price_change < 0, chosen
+        else:
+            assert f"typical {r.intended_action} cut" in chosen.explanation, chosen
+            assert chosen.price_change < 0 or "feature" in r.intended_action, chosen
+        assert chosen.lift_pct_low >= config.scoring.min_lift_pct and chosen.net_lift_units > 0
+        cell = backtest.get((r.brand, r.intended_action))
+        if cell is not None and cell.realised_pct_high is not None:
+            assert chosen.lift_pct <= cell.realised_pct_high, (r.brand, chosen, cell)
+    capsys.readouterr()
+    score.print_top(table(spark, settings, GOLD_RECOMMENDATIONS).filter(F.col("week_start") == F.lit(week)), 10)
+    with capsys.disabled():
+        print(f"\nDominick's, week {week}: {len(acted)} of {len(recs)} with an action; top 10:")
+        print(capsys.readouterr().out)
