@@ -18,7 +18,7 @@ from lakehouse import delta_io
 from lakehouse.catalog import GOLD_LIFT, GOLD_RECOMMENDATIONS, GOLD_SALES_WEEKLY
 from lakehouse.config import Settings, load_settings
 from lakehouse.contracts import load_contract
-from lakehouse.lift import arm_moments, cuped_lift, outlet_outcomes
+from lakehouse.lift import against_promise, arm_moments, cuped_lift, outlet_outcomes, promised
 from lakehouse.lineage import code_id, inputs_id
 from lakehouse.ml_config import MLConfig, load_ml_config
 from lakehouse.runtime import DataError, Progress, iso_date, monday, run_main
@@ -82,9 +82,11 @@ def measure_week(spark: SparkSession, settings: Settings, config: MLConfig, week
         )
     pre_weeks, confidence = config.experiment.pre_weeks, config.experiment.confidence
     moments = arm_moments(outlet_outcomes(scored, weekly_df, week, pre_weeks))
-    lifts = cuped_lift(moments, confidence)
+    lifts = cuped_lift(moments, confidence, config.experiment.power)
     if not lifts:
         raise DataError(f"week {week} has no brand with outlets in both the treated and the holdout group")
+    promises = promised(scored, week) if "lift_pct_low" in scored.columns else {}
+    lifts = [lift | against_promise(lift, promises.get(lift["brand"])) for lift in lifts]
     fixed = {
         "week_start": week,
         "experiment": first["experiment"],
@@ -138,9 +140,16 @@ def run(args: argparse.Namespace) -> int:
             if r.lift_pct is None
             else f" ({r.lift_pct:+.1f}%, {level} CI {r.ci_low_pct:+.1f}% .. {r.ci_high_pct:+.1f}%)"
         )
+        promise = (
+            ""
+            if r.predicted_lift_units is None
+            else f"; promised {r.predicted_lift_units:+.2f} [{r.predicted_low:+.2f}, {r.predicted_high:+.2f}]"
+            f" ({'kept' if r.promise_kept else 'not kept'})"
+        )
+        mde = "" if r.mde_units is None else f"; detectable from {r.mde_units:.2f}"
         print(
             f"  {r.brand}: {r.lift_units:+.2f} units per outlet, {level} CI {r.ci_low:+.2f} .. {r.ci_high:+.2f}{pct}; "
-            f"{r.treated_outlets} treated vs {r.holdout_outlets} holdout outlets"
+            f"{r.treated_outlets} treated vs {r.holdout_outlets} holdout outlets{promise}{mde}"
         )
     return 0
 

@@ -105,6 +105,21 @@ def _adjusted(arm, theta: float, mean_x: float) -> tuple[float, float]:
     return mean, max(var, 0.0)
 
 
+def _mde(treated, holdout, z: float, z_power: float) -> dict:
+    """The lift per outlet the design detects at the power: (z + z_power) sd(x) sqrt(1/n_t + 1/n_h), with the
+    pre-period outcome x's pooled variance (knowable before the week; CUPED would only narrow it)."""
+    n_t, n_h = int(treated.n), int(holdout.n)
+    if n_t < 2 or n_h < 2:
+        return {}
+    var_x = (
+        _cov(n_t, treated.x, treated.x, treated.xx) * (n_t - 1)
+        + _cov(n_h, holdout.x, holdout.x, holdout.xx) * (n_h - 1)
+    ) / (n_t + n_h - 2)
+    mde = (z + z_power) * math.sqrt(max(var_x, 0.0) * (1 / n_t + 1 / n_h))
+    mean_x = (treated.x + holdout.x) / (n_t + n_h)
+    return {"mde_units": mde, "mde_pct": 100 * mde / mean_x if mean_x > 0 else None}
+
+
 def _brand_lift(treated, holdout, z: float) -> dict:
     n_t, n_h = int(treated.n), int(holdout.n)
     row = {"treated_outlets": n_t, "holdout_outlets": n_h, "treated_mean": treated.y / n_t, "theta": 0.0}
@@ -124,15 +139,48 @@ def _brand_lift(treated, holdout, z: float) -> dict:
     return row
 
 
-def cuped_lift(moments, confidence: float) -> list[dict]:
-    """Lift per brand from `arm_moments`: CUPED-adjusted difference in means with a normal interval.
+def cuped_lift(moments, confidence: float, power: float = 0.8) -> list[dict]:
+    """Lift per brand from `arm_moments`: CUPED-adjusted difference in means with a normal interval, and the
+    design's minimum detectable lift at the power.
 
     A brand without outlets in both arms gets no row.
     """
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    z, z_power = NormalDist().inv_cdf(0.5 + confidence / 2), NormalDist().inv_cdf(power)
     out = []
     for brand, group in moments.groupby("brand"):
         arms = {bool(r.in_holdout): r for r in group.itertuples()}
         if False in arms and True in arms:
-            out.append({"brand": brand, "method": METHOD, **_brand_lift(arms[False], arms[True], z)})
+            lift = _brand_lift(arms[False], arms[True], z) | _mde(arms[False], arms[True], z, z_power)
+            out.append({"brand": brand, "method": METHOD, **lift})
     return out
+
+
+def promised(recommendations_df: DataFrame, week: date) -> dict[str, tuple[float, float, float]]:
+    """Per brand and ALL: the treated arm's promised lift summed over its items (gross; ALL net of the rival
+    brands' losses), with the items' bounds summed: (lift, low, high). Divide by the arm's outlets."""
+    treated = recommendations_df.filter((F.col("week_start") == F.lit(week)) & ~F.col("in_holdout"))
+    pct = lambda c: F.coalesce(F.col("planned_units") * F.col(c) / 100, F.lit(0.0))  # noqa: E731
+    sums = [F.sum(F.coalesce("lift_units", F.lit(0.0))), F.sum(pct("lift_pct_low")), F.sum(pct("lift_pct_high"))]
+    out = {
+        r["brand"]: (r[1], r[2], r[3])
+        for r in treated.groupBy(F.coalesce("brand", F.lit("unknown")).alias("brand")).agg(*sums).collect()
+    }
+    cross = F.coalesce(F.col("cross_units"), F.lit(0.0))
+    total = treated.agg(
+        F.sum(F.coalesce("lift_units", F.lit(0.0)) + cross),
+        F.sum(pct("lift_pct_low") + cross),
+        F.sum(pct("lift_pct_high") + cross),
+    ).first()
+    if total is not None and total[0] is not None:
+        out[ALL_BRANDS] = (total[0], total[1], total[2])
+    return out
+
+
+def against_promise(lift: dict, promise: tuple[float, float, float] | None) -> dict:
+    """The promise per treated outlet beside the measured lift, and whether the measured interval holds it."""
+    n = lift.get("treated_outlets") or 0
+    if promise is None or n == 0:
+        return {}
+    predicted, low, high = (v / n for v in promise)
+    kept = None if lift.get("ci_low") is None else bool(lift["ci_low"] <= predicted <= lift["ci_high"])
+    return {"predicted_lift_units": predicted, "predicted_low": low, "predicted_high": high, "promise_kept": kept}

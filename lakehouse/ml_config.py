@@ -111,6 +111,7 @@ class ExperimentConfig:
     holdout_share: float
     pre_weeks: int
     confidence: float
+    power: float
 
 
 @dataclass(frozen=True)

@@ -192,9 +192,11 @@ def test_a_retrained_version_takes_its_features_versions_effects_and_is_gated_on
 def test_the_back_test_predicts_the_real_promotions_lift_with_a_slope_near_one(spark, world):
     """Effects from earlier weeks only, on every promotion of the last 12 weeks (the gate ran it)."""
     settings, config, _ = world
-    rows = {(r.brand, r.action): r for r in table(spark, settings, GOLD_BACKTEST).collect()}
+    # Version 1's rows: a retrained version takes copies of them (the test before may have run first).
+    stored = table(spark, settings, GOLD_BACKTEST).filter(F.col("model_version") == "1")
+    rows = {(r.brand, r.action): r for r in stored.collect()}
     overall = rows["ALL", "ALL"]
-    assert overall.model_version == "1" and len(overall.origins.split(",")) == config.backtest.origins
+    assert len(overall.origins.split(",")) == config.backtest.origins
     assert overall.promotions > 1000 and overall.did_share > 0.9  # promotions here are outlet by outlet
     assert 0.9 <= overall.slope <= 1.1, overall
     assert overall.realised_pct_low <= overall.predicted_pct <= overall.realised_pct_high, overall

@@ -221,6 +221,11 @@ def test_measured_lift_covers_the_true_effect_of_the_recommendations(spark, worl
     covered = sum(r.ci_low <= truth[b] <= r.ci_high for b, r in lift.items())
     assert covered >= len(lift) - 1, report  # 95% intervals: one miss among the brands is within chance
     assert overall.treated_outlets + overall.holdout_outlets == OUTLETS
+    # Did we get what we promised: the recommendations' own promise per treated outlet, inside the measured
+    # interval; and the holdout's size could detect a lift well below the one measured.
+    assert overall.promise_kept, (overall.predicted_lift_units, overall.ci_low, overall.ci_high)
+    assert overall.predicted_low <= overall.predicted_lift_units <= overall.predicted_high
+    assert 0 < overall.mde_units < overall.lift_units
     # Measuring again changes nothing, not even the table's Delta version.
     before, written = table(spark, settings, GOLD_LIFT).localCheckpoint(), version(spark, settings, GOLD_LIFT)
     capsys.readouterr()

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lakehouse.lift import arm_moments, cuped_lift
+from lakehouse.lift import against_promise, arm_moments, cuped_lift
 
 
 def _moments(x: np.ndarray, y: np.ndarray, holdout: np.ndarray, brand: str = "B") -> pd.DataFrame:
@@ -46,6 +46,10 @@ def test_cuped_matches_a_direct_computation_and_narrows_the_interval():
     plain_se = np.sqrt(y[~holdout].var(ddof=1) / (~holdout).sum() + y[holdout].var(ddof=1) / holdout.sum())
     assert se < plain_se / 3  # the pre-period explains most of the between-outlet variance
     assert row["lift_pct"] == pytest.approx(100 * expected / adj[holdout].mean())
+    n_t, n_h = (~holdout).sum(), holdout.sum()
+    pooled = ((n_t - 1) * x[~holdout].var(ddof=1) + (n_h - 1) * x[holdout].var(ddof=1)) / (n - 2)
+    mde = (1.959964 + 0.841621) * np.sqrt(pooled * (1 / n_t + 1 / n_h))  # 95% confidence, 80% power
+    assert row["mde_units"] == pytest.approx(mde, rel=1e-5)
 
 
 def test_a_brand_without_both_arms_gets_no_row():
@@ -67,3 +71,16 @@ def test_arm_moments_sum_items_per_outlet_and_brand_with_pyspark_pandas(spark):
     assert m.loc[("A", False), ["n", "x", "y", "xy"]].tolist() == [1, 2.0, 5.0, 10.0]
     assert m.loc[("ALL", False), ["n", "x", "y", "yy"]].tolist() == [1, 2.0, 6.0, 36.0]
     assert m.loc[("ALL", True), ["n", "y"]].tolist() == [1, 4.0]
+
+
+def test_the_promise_is_per_treated_outlet_and_kept_when_the_measured_interval_holds_it():
+    lift = {"treated_outlets": 4, "ci_low": 1.0, "ci_high": 3.0}
+    assert against_promise(lift, (8.0, 4.0, 12.0)) == {
+        "predicted_lift_units": 2.0,
+        "predicted_low": 1.0,
+        "predicted_high": 3.0,
+        "promise_kept": True,
+    }
+    assert against_promise(lift, (20.0, 16.0, 24.0))["promise_kept"] is False
+    assert against_promise({**lift, "ci_low": None}, (8.0, 4.0, 12.0))["promise_kept"] is None
+    assert against_promise(lift, None) == {}
