@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -82,6 +83,24 @@ def list_delivery(spark: SparkSession, source: str) -> list[DeliveredFile]:
     if not files:
         raise DeliveryError(f"delivery {source} holds no files")
     return sorted(files, key=lambda f: f.path)
+
+
+def list_local_delivery(source: str) -> list[DeliveredFile] | None:
+    """A local delivery's files as `list_delivery` names them (Hadoop's `file:` path, modification time in
+    whole milliseconds), read without a JVM; None for a URI, a missing path or a folder with no files."""
+    if "://" in source or not os.path.exists(source):
+        return None
+    path = os.path.abspath(source)
+    if os.path.isdir(path):
+        entries = [(e.path, e.stat()) for e in os.scandir(path) if e.is_file()]
+    else:
+        entries = [(path, os.stat(path))]
+    files = [
+        DeliveredFile(f"file:{p}", st.st_size, st.st_mtime_ns // 1_000_000)
+        for p, st in entries
+        if not os.path.basename(p).startswith(("_", "."))
+    ]
+    return sorted(files, key=lambda f: f.path) or None
 
 
 def batch_id(kind: str, files: list[DeliveredFile]) -> str:

@@ -75,6 +75,7 @@ class BacktestConfig:
     origins: int
     baseline_weeks: int
     min_controls: int
+    concurrent_origins: int
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,8 @@ def from_dict(raw: dict[str, Any]) -> MLConfig:
         raise UsageError("scoring.rank_by must be units or margin, and scoring.assumed_margin in [0, 1)")
     if config.effects.nuisance_workers < 1 or config.effects.concurrent_fits < 1:
         raise UsageError("effects.nuisance_workers and effects.concurrent_fits must be at least 1")
+    if config.backtest.concurrent_origins < 1:
+        raise UsageError("backtest.concurrent_origins must be at least 1")
     if any(v not in (-1, 0, 1) for v in config.training.monotone.values()):
         raise UsageError(f"training.monotone values must be -1, 0 or 1: {config.training.monotone}")
     if config.training.estimator not in ESTIMATORS:

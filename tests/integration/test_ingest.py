@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from pyspark.sql import functions as F
 
 from lakehouse.catalog import BRONZE_FILES, BRONZE_SALES
-from lakehouse.deliveries import DeliveryError
+from lakehouse.config import REPO_ROOT
+from lakehouse.deliveries import DeliveryError, list_delivery, list_local_delivery
 from tests.conftest import write_csv, write_jsonl
 from tests.integration.helpers import ingest, table, version
 
@@ -100,3 +106,40 @@ def test_parquet_with_a_conflicting_type_is_refused_and_writes_nothing(spark, se
     with pytest.raises(DeliveryError, match=r"delivery .*d2 refused for bronze_sales: column 'units' is string"):
         ingest(spark, settings, "sales", folder)
     assert (version(spark, settings, BRONZE_SALES), version(spark, settings, BRONZE_FILES)) == before
+
+
+def test_a_landing_with_nothing_new_is_answered_from_the_ledger_without_a_jvm(spark, settings, tmp_path):
+    """The second ingest of a landing lists it in Python and reads the ledger with delta-rs: no JVM starts
+    (here none can: java is off the PATH and JAVA_HOME points nowhere), and it says what it skipped."""
+    landing = tmp_path / "landing"
+    write_csv(
+        landing / "outlets",
+        "outlets.csv",
+        [["O1", "retail", "north", 10.0]],
+        ["outlet_id", "channel", "region", "income"],
+    )
+    write_csv(
+        landing / "products",
+        "products.csv",
+        [["P1", "B1", "M1", "juice", 64]],
+        ["product_id", "brand", "manufacturer", "category", "pack_size"],
+    )
+    write_csv(landing / "sales" / "week=2024-01-01", "sales.csv", ROWS)
+    (landing / "sales" / "week=2024-01-01" / "_SUCCESS").write_text("")  # marker files are skipped alike
+    for kind, folder in (("outlets", "outlets"), ("products", "products"), ("sales", "sales/week=2024-01-01")):
+        assert list_local_delivery(str(landing / folder)) == list_delivery(spark, str(landing / folder))
+        ingest(spark, settings, kind, landing / folder)
+    versions = {t.name: version(spark, settings, t) for t in (BRONZE_SALES, BRONZE_FILES)}
+
+    no_java = {**os.environ, "JAVA_HOME": str(tmp_path / "no-java"), "PATH": str(Path(sys.executable).parent)}
+    no_java |= {"LAKEHOUSE_HOME": str(settings.home), "PYTHONPATH": str(REPO_ROOT)}
+    lakehouse = [sys.executable, "-c", "from lakehouse.cli import entry; entry()", "ingest"]
+    done = subprocess.run([*lakehouse, "--landing", str(landing)], env=no_java, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("already ingested, skipped") == 3, done.stdout
+    assert {t.name: version(spark, settings, t) for t in (BRONZE_SALES, BRONZE_FILES)} == versions
+
+    # A changed file is new: then Spark is needed, and without a JVM the command fails instead of skipping.
+    write_csv(landing / "sales" / "week=2024-01-01", "sales.csv", [*ROWS, ROWS[0]])
+    changed = subprocess.run([*lakehouse, "--landing", str(landing)], env=no_java, capture_output=True, text=True)
+    assert changed.returncode != 0 and "already ingested, skipped" not in changed.stdout
