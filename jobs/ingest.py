@@ -243,11 +243,14 @@ def already_ingested(
                 return None
             results.append(IngestResult(source=source, files=files, batch=batch_id(kind, files), skipped=True))
         out.append((kind, results))
-    ledger = delta_log.open_table(BRONZE_FILES, settings)
     batches = sorted({r.batch for _, results in out for r in results})
-    if ledger is None or not batches:
+    try:  # a shortcut only: any trouble reading the log (an object store delta-rs cannot reach) means Spark
+        ledger = delta_log.open_table(BRONZE_FILES, settings)
+        if ledger is None or not batches:
+            return None
+        held = ledger.to_pyarrow_table(columns=["_batch_id"], filters=[("_batch_id", "in", batches)])
+    except Exception:
         return None
-    held = ledger.to_pyarrow_table(columns=["_batch_id"], filters=[("_batch_id", "in", batches)])
     return out if set(held.column("_batch_id").to_pylist()) >= set(batches) else None
 
 
