@@ -78,11 +78,16 @@ def list_delivery(spark: SparkSession, source: str) -> list[DeliveredFile]:
     files = [
         DeliveredFile(s.getPath().toString(), s.getLen(), s.getModificationTime())
         for s in statuses
-        if s.isFile() and not s.getPath().getName().startswith(("_", "."))
+        if s.isFile() and _is_data_file(s.getPath().getName())
     ]
     if not files:
         raise DeliveryError(f"delivery {source} holds no files")
     return sorted(files, key=lambda f: f.path)
+
+
+def _is_data_file(name: str) -> bool:
+    """Not a marker file (`_SUCCESS`, `.crc`): both listings skip those."""
+    return not name.startswith(("_", "."))
 
 
 def list_local_delivery(source: str) -> list[DeliveredFile] | None:
@@ -98,7 +103,7 @@ def list_local_delivery(source: str) -> list[DeliveredFile] | None:
     files = [
         DeliveredFile(f"file:{p}", st.st_size, st.st_mtime_ns // 1_000_000)
         for p, st in entries
-        if not os.path.basename(p).startswith(("_", "."))
+        if _is_data_file(os.path.basename(p))
     ]
     return sorted(files, key=lambda f: f.path) or None
 

@@ -160,19 +160,18 @@ def promised(recommendations_df: DataFrame, week: date) -> dict[str, tuple[float
     brands' losses), with the items' bounds summed: (lift, low, high). Divide by the arm's outlets."""
     treated = recommendations_df.filter((F.col("week_start") == F.lit(week)) & ~F.col("in_holdout"))
     pct = lambda c: F.coalesce(F.col("planned_units") * F.col(c) / 100, F.lit(0.0))  # noqa: E731
-    sums = [F.sum(F.coalesce("lift_units", F.lit(0.0))), F.sum(pct("lift_pct_low")), F.sum(pct("lift_pct_high"))]
-    out = {
-        r["brand"]: (r[1], r[2], r[3])
-        for r in treated.groupBy(F.coalesce("brand", F.lit("unknown")).alias("brand")).agg(*sums).collect()
-    }
-    cross = F.coalesce(F.col("cross_units"), F.lit(0.0))
-    total = treated.agg(
-        F.sum(F.coalesce("lift_units", F.lit(0.0)) + cross),
-        F.sum(pct("lift_pct_low") + cross),
-        F.sum(pct("lift_pct_high") + cross),
-    ).first()
-    if total is not None and total[0] is not None:
-        out[ALL_BRANDS] = (total[0], total[1], total[2])
+    sums = [
+        F.sum(F.coalesce("lift_units", F.lit(0.0))),
+        F.sum(pct("lift_pct_low")),
+        F.sum(pct("lift_pct_high")),
+        F.sum(F.coalesce("cross_units", F.lit(0.0))),
+    ]
+    # One pass: per brand, and ALL as the brands' sums plus the rival brands' losses.
+    rows = treated.groupBy(F.coalesce("brand", F.lit("unknown")).alias("brand")).agg(*sums).collect()
+    out = {r["brand"]: (r[1], r[2], r[3]) for r in rows}
+    if rows:
+        cross = sum(r[4] for r in rows)
+        out[ALL_BRANDS] = tuple(sum(r[i] for r in rows) + cross for i in (1, 2, 3))
     return out
 
 

@@ -64,7 +64,7 @@ def scored_promotions(features_df: DataFrame, config: MLConfig, progress: Progre
 
     # The origins are independent: each is estimated in its own thread, so one origin's small Spark jobs and
     # driver round trips fill the cores while another waits (make run on Dominick's: the cores were idle a
-    # third of a sequential back-test). Their nuisance fits share the `concurrent_fits` slots of each origin.
+    # third of a sequential back-test). Each origin fits `effects.concurrent_fits` nuisance models at a time.
     with ThreadPoolExecutor(max_workers=max(1, min(len(origins_blocks), config.backtest.concurrent_origins))) as pool:
         parts = list(pool.map(score_origin, origins_blocks))
     origins = ",".join(str(first) for first, _ in origins_blocks)
