@@ -90,7 +90,7 @@ def measure_spark(home: Path) -> dict:
     importlib.import_module("xgboost.spark")  # before the clock, as EconML's imports are
     spark, config, features_df = _features(home, "spark")
     cfg = replace(_settings(config), cross_prices=False)
-    learner = effects.xgboost_learner(config.effects.nuisance_params, config.effects.nuisance_workers)
+    learner = effects.learner(config.effects)
     start = time.perf_counter()
     rows = effects.estimate(features_df, cfg, learner, methods=(effects.DML,))
     seconds = time.perf_counter() - start

@@ -56,7 +56,6 @@ def _settings(config: MLConfig) -> Any:
         c.min_price_sd,
         c.confidence,
         c.cross_prices,
-        c.concurrent_fits,
     )
 
 
@@ -93,8 +92,7 @@ def estimate_version(
     def estimate() -> list[dict[str, Any]]:
         progress(f"estimating effects of {name} version {version.version} on {GOLD_FEATURES.name} version {features}")
         features_df = delta_io.read(spark, GOLD_FEATURES, settings, features)
-        learner = effects.xgboost_learner(config.effects.nuisance_params, config.effects.nuisance_workers)
-        return effects.estimate(features_df, _settings(config), learner)
+        return effects.estimate(features_df, _settings(config), effects.learner(config.effects))
 
     rows, written = rows_of_version(spark, settings, GOLD_EFFECTS, ids, force, estimate, progress)
     if written:

@@ -153,8 +153,6 @@ def train(
 
     `tags` go on the run too (e.g. the retraining request that asked for it).
     """
-    import mlflow
-
     progress = Progress("train")
     version = features_version if features_version is not None else delta_io.version(spark, GOLD_FEATURES, settings)
     features_df = delta_io.read(spark, GOLD_FEATURES, settings, version)
@@ -176,6 +174,26 @@ def train(
         )
         return 0
     progress(f"training {config.training.estimator} on {GOLD_FEATURES.name} version {version}")
+    features_df = features_df.cache()  # every fold's fit, its metrics and the holdout read it
+    try:
+        return _train_run(spark, settings, config, features_df, lineage, tags, promote, progress)
+    finally:
+        features_df.unpersist()
+
+
+def _train_run(
+    spark: SparkSession,
+    settings: Settings,
+    config: MLConfig,
+    features_df: DataFrame,
+    lineage: dict[str, str],
+    tags: dict[str, str] | None,
+    promote: bool,
+    progress: Progress,
+) -> int:
+    """The MLflow run of `train`: fit and evaluate, log, register, gate and (when asked) promote."""
+    import mlflow
+
     with mlflow.start_run(run_name=f"train-{config.training.estimator}", tags={**lineage, **(tags or {})}) as run:
         result = train_and_evaluate(features_df, config.training, progress)
         _log_result(result, config, progress)

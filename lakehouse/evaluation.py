@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse.features import LABEL, Action, promo_state, with_action
+from lakehouse.features import LABEL, Action, promo_state, with_candidate_actions
 
 
 @dataclass(frozen=True)
@@ -99,15 +99,15 @@ def what_if_effects(predict: Callable[[DataFrame], DataFrame], rows_df: DataFram
     Each is a ratio of predicted totals, so it weighs rows by their volume, as the business does.
     """
 
-    def total(action: Action) -> float:
-        row = predict(with_action(rows_df, action)).agg(F.sum("predicted_units").alias("u")).first()
-        assert row is not None
-        return float(row["u"] or 0.0)
-
-    as_is = total(Action("as_is"))
-    effects = {"price_elasticity": math.log(total(Action("price_-10", price_change=-0.10)) / as_is) / math.log(0.9)}
-    for promo in ("deal", "feature", "display"):
-        on = total(Action(f"{promo}_on", **{promo: True}))
-        off = total(Action(f"{promo}_off", **{promo: False}))
+    promotions = ("deal", "feature", "display")
+    actions = [Action("as_is"), Action("price_-10", price_change=-0.10)] + [
+        Action(f"{promo}_{state}", **{promo: state == "on"}) for promo in promotions for state in ("on", "off")
+    ]
+    # Every what-if in one prediction pass over the rows (one row per row and action).
+    per_action = predict(with_candidate_actions(rows_df, actions)).groupBy("action").agg(F.sum("predicted_units"))
+    total = {r[0]: float(r[1] or 0.0) for r in per_action.collect()}
+    effects = {"price_elasticity": math.log(total["price_-10"] / total["as_is"]) / math.log(0.9)}
+    for promo in promotions:
+        on, off = total[f"{promo}_on"], total[f"{promo}_off"]
         effects[f"{promo}_lift"] = on / off - 1.0 if off else float("nan")
     return effects

@@ -24,6 +24,7 @@ class TrainingConfig:
     estimator: str
     params: dict[str, dict[str, Any]]
     num_workers: int
+    concurrent_fits: int
     holdout_weeks: int
     cv_folds: int
     min_train_weeks: int
@@ -60,6 +61,7 @@ class EffectsConfig:
     folds: int
     cross_prices: bool
     nuisance_params: dict[str, Any]
+    nuisance_fit: str
     nuisance_workers: int
     concurrent_fits: int
     min_group_rows: int
@@ -201,6 +203,10 @@ def from_dict(raw: dict[str, Any]) -> MLConfig:
         raise UsageError("scoring.rank_by must be units or margin, and scoring.assumed_margin in [0, 1)")
     if config.effects.nuisance_workers < 1 or config.effects.concurrent_fits < 1:
         raise UsageError("effects.nuisance_workers and effects.concurrent_fits must be at least 1")
+    if config.effects.nuisance_fit not in ("tasks", "xgboost_spark"):
+        raise UsageError(f"effects.nuisance_fit must be tasks or xgboost_spark: {config.effects.nuisance_fit!r}")
+    if config.training.concurrent_fits < 1:
+        raise UsageError("training.concurrent_fits must be at least 1")
     if config.backtest.concurrent_origins < 1:
         raise UsageError("backtest.concurrent_origins must be at least 1")
     if any(v not in (-1, 0, 1) for v in config.training.monotone.values()):

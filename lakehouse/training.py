@@ -7,6 +7,7 @@ and logs the results to MLflow.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -89,14 +90,19 @@ def train_and_evaluate(
     holdout_df = filter_weeks(labelled, holdout.test_from, holdout.test_to)
     numeric = modeling.usable_numeric(train_df, NUMERIC_FEATURES)
 
-    cv_metrics = {}
-    for split in folds:
+    def fold_metrics(split: Split) -> dict[str, float]:
         fold_model = _fit(cfg, numeric, filter_weeks(labelled, None, split.train_to))
         fold_test = filter_weeks(labelled, split.test_from, split.test_to)
-        cv_metrics[split.name] = regression_metrics(modeling.predict(fold_model, fold_test), modeling.PREDICTION)
-        progress(f"{split.name}: weeks {split.test_from}..{split.test_to} wape={cv_metrics[split.name]['wape']:.4f}")
+        metrics = regression_metrics(modeling.predict(fold_model, fold_test), modeling.PREDICTION)
+        progress(f"{split.name}: weeks {split.test_from}..{split.test_to} wape={metrics['wape']:.4f}")
+        return metrics
 
-    model = _fit(cfg, numeric, train_df)
+    # The folds and the final model are independent fits: `concurrent_fits` of them at once, each its own
+    # Spark jobs from a thread (a fit's passes over the rows fill the cores while another waits at its barrier).
+    with ThreadPoolExecutor(max_workers=max(1, cfg.concurrent_fits)) as pool:
+        final = pool.submit(_fit, cfg, numeric, train_df)
+        cv_metrics = dict(zip([f.name for f in folds], pool.map(fold_metrics, folds), strict=True))
+        model = final.result()
     scored, coefficients = _baselines(train_df, holdout_df)
     predictions = modeling.predict(model, scored).cache()  # read by every metric, table, plot and the gate
     holdout_metrics = regression_metrics(predictions, modeling.PREDICTION)

@@ -43,7 +43,7 @@ def effects_settings(config: MLConfig) -> effects.Settings:
     c = config.effects
     return effects.Settings(
         [], c.folds, c.min_group_rows, c.min_treated_rows, c.min_treated_share, c.min_price_sd, c.confidence,
-        False, c.concurrent_fits,
+        False,
     )  # fmt: skip
 
 
@@ -51,7 +51,7 @@ def scored_promotions(features_df: DataFrame, config: MLConfig, progress: Progre
     """Every promotion of the back-test weeks with its predicted and realised lift, and the origins."""
     s = settings_of(config)
     weeks = [r["week_start"] for r in features_df.select("week_start").distinct().collect()]
-    learner = effects.xgboost_learner(config.effects.nuisance_params, config.effects.nuisance_workers)
+    learner = effects.learner(config.effects)
     origins_blocks = B.blocks(weeks, s)
 
     def score_origin(block: tuple[date, date]) -> DataFrame:
@@ -64,7 +64,7 @@ def scored_promotions(features_df: DataFrame, config: MLConfig, progress: Progre
 
     # The origins are independent: each is estimated in its own thread, so one origin's small Spark jobs and
     # driver round trips fill the cores while another waits (make run on Dominick's: the cores were idle a
-    # third of a sequential back-test). Each origin fits `effects.concurrent_fits` nuisance models at a time.
+    # third of a sequential back-test). Each origin fits its nuisance models as `effects.nuisance_fit` says.
     with ThreadPoolExecutor(max_workers=max(1, min(len(origins_blocks), config.backtest.concurrent_origins))) as pool:
         parts = list(pool.map(score_origin, origins_blocks))
     origins = ",".join(str(first) for first, _ in origins_blocks)

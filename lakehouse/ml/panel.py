@@ -150,8 +150,27 @@ def with_folds(df: DataFrame, folds: int) -> DataFrame:
     )
 
 
-def two_way_demeaned(df: DataFrame, columns: list[str], iterations: int = 8) -> DataFrame:
-    """Columns with outlet x product and week means removed (alternating projections; exact when balanced)."""
-    for _ in range(iterations):
-        df = with_demeaned(with_demeaned(df, columns, ITEM), columns, ("week_start",))
-    return df
+def two_way_demeaned(df: DataFrame, columns: list[str], tolerance: float = 1e-6, max_passes: int = 16) -> DataFrame:
+    """Columns with outlet x product and week means removed, by alternating projections (cached; unpersist it).
+
+    A pass removes the outlet x product means, then the week means (one pass is exact on a balanced panel).
+    After every four passes, it stops when no outlet x product mean is left above `tolerance` standard
+    deviations of its column: on Dominick's 1.3 after one pass, 8.5e-3 after two, 5.4e-5 after three,
+    3.5e-7 after four. Four passes are one plan: a cache and a check per pass cost twice as much.
+    """
+    sd = df.agg(*[F.stddev(c).alias(c) for c in columns]).first()
+    scale = {c: (sd[c] if sd is not None and sd[c] else 1.0) for c in columns}
+    current = df
+    for _ in range(0, max_passes, 4):
+        demeaned = current
+        for _ in range(4):
+            demeaned = with_demeaned(with_demeaned(demeaned, columns, ITEM), columns, ("week_start",))
+        demeaned = demeaned.cache()
+        item_means = demeaned.groupBy(*ITEM).agg(*[F.avg(c).alias(c) for c in columns])
+        worst = item_means.agg(*[F.max(F.abs(c) / F.lit(scale[c])).alias(c) for c in columns]).first()
+        if current is not df:
+            current.unpersist()
+        current = demeaned
+        if worst is None or max((worst[c] or 0.0) for c in columns) <= tolerance:
+            break
+    return current
