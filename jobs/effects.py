@@ -178,6 +178,28 @@ def _log_to_run(run_id: str, rows: list[dict[str, Any]]) -> None:
         effects_report.log_plot(rows)
 
 
+def _estimate_with_backtest(
+    spark: SparkSession, settings: Settings, config: MLConfig, version: Any, args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """The version's effects; with --promote, its back-test (the gate reads it) estimated beside them.
+
+    Both read the same gold_features version and write their own tables; run at once, one's small Spark
+    jobs fill the cores while the other waits (the gate then finds the back-test stored).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lakehouse.ml.backtest_flow import backtest_version
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        backtest = None
+        if args.promote and config.backtest.origins > 0:
+            backtest = pool.submit(backtest_version, spark, settings, config, version, False, Progress("backtest"))
+        rows = estimate_version(spark, settings, config, version, args.force, Progress("effects"))
+        if backtest is not None:
+            backtest.result()
+    return rows
+
+
 def run(args: argparse.Namespace) -> int:
     settings, config = load_settings(), load_ml_config()
     if args.show:
@@ -190,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
         spark = get_spark("lakehouse-effects", settings)
         tracking.configure(settings, config.registry.experiment, dict(os.environ))
         version = registry.trained_version(config.registry.model_name, args.model_version)
-        rows = estimate_version(spark, settings, config, version, args.force, Progress("effects"))
+        rows = _estimate_with_backtest(spark, settings, config, version, args)
         if args.promote:
             _promote(spark, settings, config, version, rows, Progress("effects"))
     if args.json:

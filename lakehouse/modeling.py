@@ -16,7 +16,7 @@ from pyspark.ml.regression import GBTRegressor, LinearRegression
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse.features import CATEGORICAL_FEATURES, LABEL, NUMERIC_FEATURES, PROMO_FEATURES
+from lakehouse.features import CATEGORICAL_FEATURES, KEYS, LABEL, NUMERIC_FEATURES, PROMO_FEATURES
 from lakehouse.runtime import UsageError
 
 PREDICTION = "predicted_units"
@@ -152,11 +152,22 @@ def fit(pipeline: Pipeline, train_df: DataFrame) -> PipelineModel:
     under-forecasts units by about exp(s^2 / 2) (-10% bias on Dominick's). The factor is the mean of
     exp(residual) over the training rows (Duan 1983), so the forecast's units sum to what sold.
     """
-    labelled = with_log_label(train_df)
+    labelled = _in_stable_order(pipeline, with_log_label(train_df))
     model = pipeline.fit(labelled)
     residual = F.exp(F.col(LOG_LABEL) - F.col("log_prediction"))
     (smearing,) = model.transform(labelled).agg(F.avg(residual)).collect()[0]
     return PipelineModel(stages=[*model.stages[:-1], _to_units(float(smearing))])
+
+
+def _in_stable_order(pipeline: Pipeline, df: DataFrame) -> DataFrame:
+    """For xgboost.spark: the rows in `num_workers` partitions by key, each sorted, so a fit sees the same rows
+    in the same order on any master. Otherwise it repartitions them itself, in the order the shuffle blocks
+    arrive, which differs between a cluster and local mode; with row subsampling the models then differ."""
+    workers = [s.getOrDefault("num_workers") for s in pipeline.getStages() if s.hasParam("num_workers")]
+    if not workers:
+        return df
+    keys = [c for c in KEYS if c in df.columns]
+    return df.repartition(workers[0], *keys).sortWithinPartitions(*keys)
 
 
 def predict(model: PipelineModel, df: DataFrame) -> DataFrame:

@@ -118,14 +118,12 @@ def _log_to_run(run_id: str, rows: list[dict[str, Any]]) -> None:
 
 def _log_plot(rows: list[dict[str, Any]]) -> None:
     """Mean predicted vs mean realised lift per brand x action, with the realised interval and the diagonal."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import mlflow
+    from matplotlib.figure import Figure  # not pyplot: its global state is not thread-safe (effects plot too)
 
     cells = [r for r in rows if r["brand"] != B.ALL and r["action"] != B.ALL]
-    fig, ax = plt.subplots(figsize=(6, 6))
+    fig = Figure(figsize=(6, 6))
+    ax = fig.subplots()
     for action in sorted({r["action"] for r in cells}):
         pts = [r for r in cells if r["action"] == action]
         low = [r["realised_pct"] - (r["realised_pct_low"] or r["realised_pct"]) for r in pts]
@@ -140,7 +138,6 @@ def _log_plot(rows: list[dict[str, Any]]) -> None:
     ax.legend(loc="upper left")
     fig.tight_layout()
     mlflow.log_figure(fig, "backtest/calibration.png")
-    plt.close(fig)
 
 
 def stored(spark: SparkSession, settings: Settings, name: str, version: str) -> list[dict[str, Any]]:

@@ -86,7 +86,8 @@ def task_learner(params: dict[str, Any]) -> Learner:
         import xgboost as xgb
 
         others = F.array(*[F.lit(k) for k in range(folds)])
-        rows = df.select("fold", *controls, *targets).withColumn("model_fold", F.explode(others))
+        keys = [*P.ITEM, "week_start"]
+        rows = df.select(*keys, "fold", *controls, *targets).withColumn("model_fold", F.explode(others))
         schema = StructType(
             [StructField("model_fold", IntegerType()), StructField("target", StringType()),
              StructField("booster", BinaryType())]
@@ -97,6 +98,9 @@ def task_learner(params: dict[str, Any]) -> Learner:
             import pandas as pd
             import xgboost as xgb
 
+            # The rows in key order: a shuffle delivers them in another order on a cluster than locally,
+            # and with row subsampling the order changes the model.
+            group = group.sort_values(keys, kind="stable")
             x = group[controls].to_numpy(dtype="float32", na_value=np.nan)
             models = []
             for target in targets:

@@ -59,14 +59,12 @@ def _order(effect: str) -> tuple[int, str]:
 
 def log_plot(rows: list[dict[str, Any]]) -> None:
     """A coefficient plot (estimate and interval per brand, by method) for each of the main effects."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import mlflow
+    from matplotlib.figure import Figure  # not pyplot: its global state is not thread-safe (the back-test plots too)
 
     shown = ("own_price", "deal", "feature", "post_promotion_dip")
-    fig, axes = plt.subplots(1, len(shown), figsize=(4 * len(shown), 5), sharey=True)
+    fig = Figure(figsize=(4 * len(shown), 5))
+    axes = fig.subplots(1, len(shown), sharey=True)
     brands = sorted({r["brand"] for r in rows})
     for ax, effect in zip(axes, shown, strict=True):
         for offset, method in ((-0.15, "dml"), (0.15, "fixed_effects")):
@@ -93,4 +91,3 @@ def log_plot(rows: list[dict[str, Any]]) -> None:
     axes[0].legend(loc="lower left")
     fig.tight_layout()
     mlflow.log_figure(fig, "effects/coefficients.png")
-    plt.close(fig)
