@@ -23,7 +23,7 @@ CONTRACTS_BASE ?= HEAD~1
 help:
 	@echo "make run    set up everything, then run the DAGs through Airflow over Dominick's weeks: ingest, build, train, score, lift, monitor"
 	@echo "make test   set up everything, then run the tests"
-	@echo "make test-fast  the tests without the slow ones (servers, spark-submit, the cluster, the image): a few minutes"
+	@echo "make test-fast  the tests without the slow ones (servers, spark-submit, the cluster, the image) and the module-sized worlds: a few minutes"
 	@echo "make check  ruff, mypy, data contract lint and version check, hadolint, helm lint/template + checkov of helm/lakehouse"
 	@echo "make up     start the Airflow UI (api-server, scheduler, dag-processor) and the MLflow UI on localhost; make down stops them"
 	@echo "make bench  medallion, training, scoring, monitoring and effects benchmarks (figures to stdout; bench/RESULTS.md by hand)"
@@ -71,9 +71,10 @@ test: setup $(HELM)
 	$(PYTEST) --durations=40
 
 # The inner loop: unit and in-process integration tests, without the `slow` ones (servers, spark-submit pipelines,
-# the Spark cluster, the image install). `make test` runs everything.
+# the Spark cluster, the image install) and without the `world` modules (a whole world built and trained first).
+# `make test` runs everything.
 test-fast: setup $(HELM)
-	$(PYTEST) -m "not slow" --durations=10
+	$(PYTEST) -m "not slow and not world" --durations=10
 
 $(TOOLS)/.installed:
 	$(PYTHON) -m venv $(TOOLS)

@@ -360,6 +360,7 @@ def _make_run_driver():
     return module
 
 
+@pytest.mark.world  # `make run`'s driver over five weeks: `make test` runs it, `make test-fast` not
 def test_make_runs_weekly_run_after_the_initial_load_builds_only_its_week(spark, airflow_db, landing, monkeypatch):
     """dag.test() writes a run's conf into the DAG's own Params: `make run` passes every param on every run."""
     from airflow.models.dagrun import DagRun

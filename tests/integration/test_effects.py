@@ -27,6 +27,8 @@ from lakehouse.ml import effects, panel
 from lakehouse.ml_config import MLConfig, from_dict
 from tests.integration.helpers import fresh_home, land_and_build, table
 
+pytestmark = pytest.mark.world  # a module-sized world built first: `make test` runs it, `make test-fast` not
+
 START, WEEKS, OUTLETS, PRODUCTS = date(2023, 1, 2), 60, 120, 6
 FAST = {"training": {"cv_folds": 1, "params": {"xgboost": {"n_estimators": 60}}}}
 NAME = "transaction_drivers"

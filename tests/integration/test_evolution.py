@@ -7,6 +7,7 @@ import shutil
 from datetime import date
 from pathlib import Path
 
+import pytest
 import yaml
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
@@ -70,6 +71,7 @@ def test_a_column_reaches_silver_when_the_contract_adds_it_and_weeks_are_backfil
     assert {r["outlet_id"]: r["promo_code"] for r in silver.collect()} == {"O1": None, "O2": "SPRING"}
 
 
+@pytest.mark.world  # eight builds of six weeks: `make test` runs it, `make test-fast` not
 def test_a_backfill_equals_building_the_weeks_one_by_one(spark, tmp_path, monkeypatch):
     deliveries = tmp_path / "synthetic"
     assert (

@@ -27,6 +27,8 @@ from lakehouse.monitoring import DATA_DRIFT, QUALITY
 from lakehouse.runtime import Progress
 from tests.integration.helpers import build, fresh_home, ingest, table
 
+pytestmark = pytest.mark.world  # a module-sized world built first: `make test` runs it, `make test-fast` not
+
 START, WEEKS, OUTLETS, PRODUCTS, DRIFT_WEEK, NEW_OUTLETS = date(2023, 1, 2), 38, 120, 6, 36, 24
 CONFIG = {
     "training": {"cv_folds": 1, "params": {"xgboost": {"n_estimators": 60}}},

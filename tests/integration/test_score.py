@@ -29,6 +29,8 @@ from lakehouse.scoring.rows import holdout_fraction
 from lakehouse.sources import synthetic
 from tests.integration.helpers import assert_same_content, build, fresh_home, ingest, table, version
 
+pytestmark = pytest.mark.world  # a module-sized world built first: `make test` runs it, `make test-fast` not
+
 START, WEEKS, OUTLETS, PRODUCTS = date(2023, 1, 2), 60, 200, 8
 TARGET = START + timedelta(weeks=WEEKS)
 CONFIG = {

@@ -24,6 +24,8 @@ from lakehouse.ml_config import MLConfig, from_dict
 from lakehouse.training import train_and_evaluate
 from tests.integration.helpers import fresh_home, land_and_build, table
 
+pytestmark = pytest.mark.world  # a module-sized world built first: `make test` runs it, `make test-fast` not
+
 START, WEEKS = date(2023, 1, 2), 60
 # The effects half of the gate has its own tests (test_effects, test_train_dominicks); promotion here
 # needs only the forecast half, which saves estimating effects on data made for something else.

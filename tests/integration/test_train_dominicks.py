@@ -27,6 +27,8 @@ from lakehouse.runtime import Progress
 from lakehouse.sources import dominicks
 from tests.integration.helpers import build, fresh_home, ingest, ingest_references, table
 
+pytestmark = pytest.mark.world  # a module-sized world built first: `make test` runs it, `make test-fast` not
+
 
 @pytest.fixture(scope="module")
 def trained(spark, tmp_path_factory) -> Iterator[tuple[Settings, MLConfig]]:
