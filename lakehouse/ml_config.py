@@ -55,6 +55,11 @@ class GateConfig:
     max_calibration_error: float | None
 
 
+# How the effects' nuisance models are fitted (`effects.nuisance_fit`): native xgboost in one Spark task per
+# fold, or xgboost.spark for folds too big for one task (lakehouse/ml/effects.py).
+IN_TASKS, XGBOOST_SPARK = "tasks", "xgboost_spark"
+
+
 @dataclass(frozen=True)
 class EffectsConfig:
     segments: list[str]
@@ -203,8 +208,8 @@ def from_dict(raw: dict[str, Any]) -> MLConfig:
         raise UsageError("scoring.rank_by must be units or margin, and scoring.assumed_margin in [0, 1)")
     if config.effects.nuisance_workers < 1 or config.effects.concurrent_fits < 1:
         raise UsageError("effects.nuisance_workers and effects.concurrent_fits must be at least 1")
-    if config.effects.nuisance_fit not in ("tasks", "xgboost_spark"):
-        raise UsageError(f"effects.nuisance_fit must be tasks or xgboost_spark: {config.effects.nuisance_fit!r}")
+    if config.effects.nuisance_fit not in (IN_TASKS, XGBOOST_SPARK):
+        raise UsageError(f"effects.nuisance_fit must be {IN_TASKS} or {XGBOOST_SPARK}: {config.effects.nuisance_fit!r}")
     if config.training.concurrent_fits < 1:
         raise UsageError("training.concurrent_fits must be at least 1")
     if config.backtest.concurrent_origins < 1:

@@ -32,11 +32,10 @@ from pyspark.sql.types import BinaryType, DoubleType, IntegerType, StringType, S
 
 from lakehouse.ml import panel as P
 from lakehouse.ml.linear import GroupFit, grouped_ols
+from lakehouse.ml_config import IN_TASKS, XGBOOST_SPARK, EffectsConfig
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from lakehouse.ml_config import EffectsConfig
 
 DML, FIXED_EFFECTS = "dml", "fixed_effects"
 IDENTIFIED_BY = {
@@ -47,7 +46,6 @@ IDENTIFIED_BY = {
 # A nuisance learner: (rows with a `fold` column, controls, targets, folds) -> {(fold, target): a fitted
 # xgboost Booster predicting the target from the controls (in that order), trained on the other folds' rows}.
 Learner = Callable[[DataFrame, list[str], list[str], int], dict[tuple[int, str], Any]]
-IN_TASKS, XGBOOST_SPARK = "tasks", "xgboost_spark"
 
 
 @dataclass(frozen=True)

@@ -186,6 +186,9 @@ def test_config_overrides_merge_and_unknown_keys_are_refused(tmp_path):
         from_dict({"training": {"holdout": 3}})
     with pytest.raises(UsageError, match="'lightgbm' is not one of xgboost, mllib_gbt"):
         from_dict({"training": {"estimator": "lightgbm"}})
+    assert from_dict({"effects": {"nuisance_fit": "xgboost_spark"}}).effects.nuisance_fit == "xgboost_spark"
+    with pytest.raises(UsageError, match="nuisance_fit must be tasks or xgboost_spark: 'sklearn'"):
+        from_dict({"effects": {"nuisance_fit": "sklearn"}})
     override = tmp_path / "prod.yaml"
     override.write_text("registry: {model_name: drivers_prod}\n")
     assert load_ml_config({"LAKEHOUSE_CONFIG": str(override)}).registry.model_name == "drivers_prod"
