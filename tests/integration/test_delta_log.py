@@ -78,6 +78,21 @@ def test_describe_gives_what_spark_gives(spark, home):
         assert delta_log.describe(table, home) == delta_io.describe(spark, table, home), table.name
 
 
+def assert_versions_are_historys(spark: SparkSession, settings: Settings) -> None:
+    """`delta_io.version` (asked of the JVM's Delta log) is the last version `history` shows; unwritten: an error."""
+    for table in TABLES:
+        shown = delta_io.describe(spark, table, settings)["version"]
+        if shown is None:
+            with pytest.raises(FileNotFoundError, match=table.name):
+                delta_io.version(spark, table, settings)
+        else:
+            assert delta_io.version(spark, table, settings) == shown, table.name
+
+
+def test_version_is_the_last_one_history_shows(spark, home):
+    assert_versions_are_historys(spark, home)
+
+
 def test_tables_runs_without_pyspark(spark, home):
     out, loaded = lakehouse("tables", "--json")
     assert loaded == ["False", "False"]
@@ -195,4 +210,5 @@ def test_describe_on_an_s3a_warehouse(spark, s3, s3_endpoint, tmp_path, monkeypa
     build(spark, settings, date(2024, 1, 1), date(2024, 1, 1))
     for table in TABLES:
         assert delta_log.describe(table, settings) == delta_io.describe(spark, table, settings), table.name
+    assert_versions_are_historys(spark, settings)
     assert delta_log.read_arrow(SILVER_SALES, settings, columns=["outlet_id"]).to_pylist() == [{"outlet_id": "O1"}]
