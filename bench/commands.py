@@ -40,7 +40,7 @@ IMPORTS = {
     "xgboost.spark + mlflow + sklearn": "import xgboost.spark, mlflow, sklearn",
     "Evidently": "import evidently, evidently.presets",
     "pyspark + delta + mlflow + pandas": "import pyspark.sql, delta, mlflow, pandas",
-    "lakehouse CLI": "import lakehouse.cli",
+    "lakehouse CLI": "import lakehouse.cli.main",
 }
 
 

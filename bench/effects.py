@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
-    from lakehouse.ml_config import MLConfig
+    from lakehouse.policy import MLConfig
 
 SECTION = "effects"
 HEADING = """## Effects: double ML on Spark against EconML LinearDML (`bench/effects.py`)
@@ -67,11 +67,11 @@ def prepare(rows: int, home: Path) -> dict:
 def _features(home: Path, what: str) -> tuple[SparkSession, MLConfig, DataFrame]:
     """The Spark session, the ML config and the prepared gold_features table."""
     os.environ["LAKEHOUSE_HOME"] = str(home)
-    from lakehouse import delta_io
-    from lakehouse.catalog import GOLD_FEATURES
-    from lakehouse.config import load_settings
-    from lakehouse.ml_config import load_ml_config
-    from lakehouse.spark import get_spark
+    from lakehouse.io import delta_io
+    from lakehouse.io.catalog import GOLD_FEATURES
+    from lakehouse.io.spark import get_spark
+    from lakehouse.policy import load_ml_config
+    from lakehouse.settings import load_settings
 
     settings = load_settings()
     # Arrow for the EconML path's toPandas (off by default in Spark 4.0); the Spark path collects no rows.

@@ -51,10 +51,10 @@ def run_one(rows: int, workdir: Path) -> dict:
     from jobs.build import build_gold, build_reference, build_silver_sales, sales_inputs, write_sales_conservation
     from jobs.ingest import ingest_deliveries
     from jobs.sample_data import main as sample_data
-    from lakehouse.catalog import BRONZE_OUTLETS, BRONZE_PRODUCTS, SILVER_OUTLETS, SILVER_PRODUCTS
-    from lakehouse.config import load_settings
-    from lakehouse.runtime import utc_now
-    from lakehouse.spark import get_spark
+    from lakehouse.io.catalog import BRONZE_OUTLETS, BRONZE_PRODUCTS, SILVER_OUTLETS, SILVER_PRODUCTS
+    from lakehouse.io.spark import get_spark
+    from lakehouse.settings import load_settings
+    from lakehouse.weeks import utc_now
 
     settings = load_settings()
     spark = get_spark("bench-medallion", settings)

@@ -35,10 +35,10 @@ def _session(home: Path, name: str):  # type: ignore[no-untyped-def]
     config_file = home / "bench-config.json"
     config_file.write_text(json.dumps(CONFIG))  # JSON is YAML
     os.environ["LAKEHOUSE_CONFIG"] = str(config_file)
-    from lakehouse import tracking
-    from lakehouse.config import load_settings
-    from lakehouse.ml_config import load_ml_config
-    from lakehouse.spark import get_spark
+    from lakehouse.io import tracking
+    from lakehouse.io.spark import get_spark
+    from lakehouse.policy import load_ml_config
+    from lakehouse.settings import load_settings
 
     settings, config = load_settings(), load_ml_config()
     spark = get_spark(name, settings)
@@ -57,7 +57,7 @@ def prepare(rows: int, home: Path) -> dict:
 
 def monitor(home: Path) -> dict:
     from jobs.monitor import monitor_week
-    from lakehouse.runtime import Progress
+    from lakehouse.progress import Progress
 
     spark, settings, config = _session(home, "bench-monitoring-monitor")
     start = time.perf_counter()
@@ -74,8 +74,8 @@ def floor(home: Path) -> dict:
     from pyspark.sql import functions as F
 
     from jobs.monitor import champion_reference
-    from lakehouse import delta_io
-    from lakehouse.catalog import GOLD_FEATURES
+    from lakehouse.io import delta_io
+    from lakehouse.io.catalog import GOLD_FEATURES
 
     spark, settings, config = _session(home, "bench-monitoring-floor")
     ref = champion_reference(config.registry.model_name, config.monitoring.reference_weeks)

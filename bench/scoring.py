@@ -104,10 +104,10 @@ def prepare(outlets: int, home: Path) -> dict:
     """Fit and save the model (MLflow Spark flavour); write the scoring rows as Parquet."""
     import mlflow.spark
 
-    from lakehouse import modeling
-    from lakehouse.features import NUMERIC_FEATURES
-    from lakehouse.ml_config import from_dict
-    from lakehouse.spark import get_spark
+    from lakehouse.io.spark import get_spark
+    from lakehouse.ml import modeling
+    from lakehouse.ml.model_inputs import NUMERIC_FEATURES
+    from lakehouse.policy import from_dict
 
     spark = get_spark("bench-scoring-prepare")
     config = from_dict({}).training
@@ -161,11 +161,11 @@ def platform(home: Path) -> dict:
     import mlflow.spark
     from pyspark import StorageLevel
 
-    from lakehouse import modeling
-    from lakehouse.catalog import GOLD_RECOMMENDATIONS
-    from lakehouse.ml_config import from_dict
+    from lakehouse.io.catalog import GOLD_RECOMMENDATIONS
+    from lakehouse.io.spark import get_spark
+    from lakehouse.ml import modeling
+    from lakehouse.policy import from_dict
     from lakehouse.scoring.recommend import Rules, promotion_states, recommend
-    from lakehouse.spark import get_spark
 
     spark = get_spark("bench-scoring-platform")
     scoring = from_dict({}).scoring
@@ -223,7 +223,7 @@ def floor(home: Path) -> dict:
     import numpy as np
     from pyspark.ml import PipelineModel
 
-    from lakehouse.spark import get_spark
+    from lakehouse.io.spark import get_spark
 
     spark = get_spark("bench-scoring-floor")
     model = mlflow.spark.load_model(str(home / "model"))

@@ -2,7 +2,7 @@
 
 For each size: build synthetic gold features through the medallion (once), then, each in a fresh
 process so peak memory is its own:
-- distributed: the platform's pipeline (`lakehouse.modeling`) fitted with `xgboost.spark` on Spark;
+- distributed: the platform's pipeline (`lakehouse.ml.modeling`) fitted with `xgboost.spark` on Spark;
 - floor: the same encoded rows collected to the driver (Arrow), then `xgboost.XGBRegressor` with the
   same parameters and all cores, in one process.
 Both are scored on the same holdout (latest 8 weeks), so quality can be compared.
@@ -32,9 +32,10 @@ def prepare(rows: int, home: Path, generator_args: tuple[str, ...] = ()) -> dict
     from jobs.build import build_weeks
     from jobs.ingest import ingest_deliveries
     from jobs.sample_data import main as sample_data
-    from lakehouse.config import load_settings
-    from lakehouse.runtime import Progress, utc_now
-    from lakehouse.spark import get_spark
+    from lakehouse.io.spark import get_spark
+    from lakehouse.progress import Progress
+    from lakehouse.settings import load_settings
+    from lakehouse.weeks import utc_now
 
     settings = load_settings()
     spark = get_spark("bench-training-prepare", settings)
@@ -64,10 +65,11 @@ def prepare(rows: int, home: Path, generator_args: tuple[str, ...] = ()) -> dict
 
 
 def _split(spark, settings):  # type: ignore[no-untyped-def]
-    from lakehouse import delta_io, modeling
-    from lakehouse.catalog import GOLD_FEATURES
-    from lakehouse.features import NUMERIC_FEATURES, filter_weeks
-    from lakehouse.training import labelled_rows
+    from lakehouse.io import delta_io
+    from lakehouse.io.catalog import GOLD_FEATURES
+    from lakehouse.ml import modeling
+    from lakehouse.ml.model_inputs import NUMERIC_FEATURES, filter_weeks
+    from lakehouse.ml.training import labelled_rows
 
     labelled = labelled_rows(delta_io.read(spark, GOLD_FEATURES, settings))
     holdout_from = START + timedelta(weeks=WEEKS - HOLDOUT)
@@ -79,11 +81,11 @@ def _split(spark, settings):  # type: ignore[no-untyped-def]
 def measure(path: str, home: Path) -> dict:
     """Fit one way on the prepared table; time, holdout WAPE and peak driver memory."""
     os.environ["LAKEHOUSE_HOME"] = str(home)
-    from lakehouse import modeling
-    from lakehouse.config import load_settings
-    from lakehouse.evaluation import regression_metrics
-    from lakehouse.ml_config import from_dict
-    from lakehouse.spark import get_spark
+    from lakehouse.io.spark import get_spark
+    from lakehouse.ml import modeling
+    from lakehouse.ml.evaluation import regression_metrics
+    from lakehouse.policy import from_dict
+    from lakehouse.settings import load_settings
 
     settings = load_settings()
     # Arrow for the floor's toPandas (Spark 4.0 leaves it off); the distributed path collects no rows.
@@ -106,8 +108,8 @@ def _single_node(pipeline, train, holdout, params, numeric) -> dict:  # type: ig
     from pyspark.sql import functions as F
     from xgboost import XGBRegressor
 
-    from lakehouse import modeling
-    from lakehouse.modeling import with_log_label
+    from lakehouse.ml import modeling
+    from lakehouse.ml.modeling import with_log_label
 
     encode = Pipeline(stages=pipeline.getStages()[:3]).fit(train)  # SQL casts, indexer, codes
     columns = modeling.feature_columns(numeric)

@@ -19,7 +19,7 @@ REQUEST_ID = "{{ ti.xcom_pull(task_ids='retrain_requested')['request_id'] }}"
 @task.short_circuit
 def retrain_requested(week: str) -> dict | bool:
     """The decision `monitor` wrote for the week: its request, or False (the trigger is then skipped)."""
-    from lakehouse.config import load_settings
+    from lakehouse.settings import load_settings
 
     decision = json.loads((load_settings().reports_dir / week / "decision.json").read_text())
     return decision if decision["retrain"] else False

@@ -62,7 +62,7 @@ def check_delta(home: Path) -> None:
     """Spark with the installed jars writes, appends and reads a Delta table, and loads the S3A classes."""
     from delta.tables import DeltaTable
 
-    from lakehouse.spark import get_spark
+    from lakehouse.io.spark import get_spark
 
     spark = get_spark("smoke-check", conf={"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "1"})
     try:
@@ -82,7 +82,7 @@ def check_delta(home: Path) -> None:
 
 
 def main() -> None:
-    from lakehouse.config import load_settings
+    from lakehouse.settings import load_settings
 
     check_cli()
     check_dags(Path(sys.argv[1]))

@@ -10,9 +10,11 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from jobs.build import build_weeks
-from lakehouse.config import load_settings
-from lakehouse.runtime import Progress, iso_date, run_main, week_range
-from lakehouse.spark import get_spark
+from lakehouse.cli.args import iso_date, run_main
+from lakehouse.io.spark import get_spark
+from lakehouse.progress import Progress
+from lakehouse.settings import load_settings
+from lakehouse.weeks import week_range
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,13 +13,14 @@ import argparse
 import os
 from collections.abc import Sequence
 
-from lakehouse import registry, tracking
-from lakehouse.catalog import GOLD_BACKTEST
-from lakehouse.config import load_settings
-from lakehouse.io import delta_log
+from lakehouse.cli.args import run_main
+from lakehouse.io import delta_log, tracking
+from lakehouse.io.catalog import GOLD_BACKTEST
+from lakehouse.ml import registry
 from lakehouse.ml.backtest_summary import summary_line, table
-from lakehouse.ml_config import load_ml_config
-from lakehouse.runtime import Progress, run_main
+from lakehouse.policy import load_ml_config
+from lakehouse.progress import Progress
+from lakehouse.settings import load_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
             GOLD_BACKTEST, settings, config.registry.model_name, args.model_version, "lakehouse backtest"
         )
     else:
+        from lakehouse.io.spark import get_spark
         from lakehouse.ml.backtest_flow import backtest_version
-        from lakehouse.spark import get_spark
 
         spark = get_spark("lakehouse-backtest", settings)
         tracking.configure(settings, config.registry.experiment, dict(os.environ))

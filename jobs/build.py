@@ -11,8 +11,13 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io, pii
-from lakehouse.catalog import (
+from lakehouse.cli.args import iso_date, run_main
+from lakehouse.contracts import pii
+from lakehouse.contracts.model import Contract, load_contract
+from lakehouse.contracts.shape import select_contract
+from lakehouse.errors import DataError
+from lakehouse.io import delta_io
+from lakehouse.io.catalog import (
     BRONZE_OUTLETS,
     BRONZE_PRODUCTS,
     BRONZE_SALES,
@@ -25,13 +30,10 @@ from lakehouse.catalog import (
     SILVER_SALES,
     Table,
 )
-from lakehouse.config import Settings, load_settings
-from lakehouse.contracts import Contract, load_contract
-from lakehouse.gold import affected_feature_weeks, build_features, build_sales_weekly, feature_input_weeks
-from lakehouse.lineage import code_id
-from lakehouse.runtime import DataError, Progress, iso_date, run_main, week_range
-from lakehouse.schema import select_contract
-from lakehouse.silver import (
+from lakehouse.io.lineage import code_id
+from lakehouse.io.spark import get_spark
+from lakehouse.medallion.gold import affected_feature_weeks, build_features, build_sales_weekly, feature_input_weeks
+from lakehouse.medallion.silver import (
     KEY,
     REASON,
     STATUS,
@@ -42,7 +44,9 @@ from lakehouse.silver import (
     with_record_status,
     with_reference_flags,
 )
-from lakehouse.spark import get_spark
+from lakehouse.progress import Progress
+from lakehouse.settings import Settings, load_settings
+from lakehouse.weeks import week_range
 
 # The week a bronze row is accounted in. Rows without a usable date (missing, unparseable, or in a week
 # after their delivery was ingested) have none: every build quarantines them in the undated partition,
@@ -209,7 +213,13 @@ def _sales_scope(weeks: str) -> str:
 REFERENCE_TABLES = (SILVER_OUTLETS, SILVER_PRODUCTS)
 
 # The code a build of silver sales and gold runs: part of its lineage, so a changed transform rebuilds.
-BUILD_CODE = ("jobs.build", "lakehouse.silver", "lakehouse.gold", "lakehouse.schema", "lakehouse.pii")
+BUILD_CODE = (
+    "jobs.build",
+    "lakehouse.medallion.silver",
+    "lakehouse.medallion.gold",
+    "lakehouse.contracts.shape",
+    "lakehouse.contracts.pii",
+)
 
 
 def _sales_source(spark: SparkSession, settings: Settings, bronze_version: int, key_id: str) -> str:

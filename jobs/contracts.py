@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from lakehouse.config import load_settings
-from lakehouse.contract_versions import compare, contracts_at, problems
-from lakehouse.runtime import run_main
+from lakehouse.cli.args import run_main
+from lakehouse.contracts.versions import compare, contracts_at, problems
+from lakehouse.settings import load_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

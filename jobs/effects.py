@@ -7,7 +7,7 @@ They are logged to the model's MLflow run too (a table and a coefficient plot). 
 model version, data, config and code writes nothing. `--show` prints what is stored, without Spark.
 
 For a version waiting on its gate (trained with --no-promote, as the train DAG does), the effects
-complete the verdict: signs and stability against the champion's effects (lakehouse.gate.decide_effects).
+complete the verdict: signs and stability against the champion's effects (lakehouse.ml.gate.decide_effects).
 With --promote, a version whose whole gate passed becomes @champion.
 """
 
@@ -19,14 +19,15 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from lakehouse import registry, tracking
-from lakehouse.catalog import GOLD_EFFECTS, GOLD_FEATURES
-from lakehouse.config import Settings, load_settings
-from lakehouse.gate import GateResult, decide_backtest, decide_effects
-from lakehouse.io import delta_log
-from lakehouse.ml import effects_report, promotion
-from lakehouse.ml_config import MLConfig, load_ml_config
-from lakehouse.runtime import DataError, Progress, run_main
+from lakehouse.cli.args import run_main
+from lakehouse.errors import DataError
+from lakehouse.io import delta_log, tracking
+from lakehouse.io.catalog import GOLD_EFFECTS, GOLD_FEATURES
+from lakehouse.ml import effects_report, promotion, registry
+from lakehouse.ml.gate import GateResult, decide_backtest, decide_effects
+from lakehouse.policy import MLConfig, load_ml_config
+from lakehouse.progress import Progress
+from lakehouse.settings import Settings, load_settings
 
 # Spark is imported where it is used: `--show` reads the table with delta-rs and starts no JVM.
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def _stored(spark: SparkSession, settings: Settings, name: str, version: str) ->
     """The stored rows of one version of the model; None without a table."""
     from pyspark.sql import functions as F
 
-    from lakehouse import delta_io
+    from lakehouse.io import delta_io
 
     if not delta_io.exists(spark, GOLD_EFFECTS, settings):
         return None
@@ -80,7 +81,7 @@ def estimate_version(
     version (a retrain, a new model config) takes the rows another version has from the same inputs.
     """
 
-    from lakehouse import delta_io
+    from lakehouse.io import delta_io
     from lakehouse.ml import effects
     from lakehouse.ml.versioned import rows_of_version, version_ids
 
@@ -207,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
             GOLD_EFFECTS, settings, config.registry.model_name, args.model_version, "lakehouse effects"
         )
     else:
-        from lakehouse.spark import get_spark
+        from lakehouse.io.spark import get_spark
 
         spark = get_spark("lakehouse-effects", settings)
         tracking.configure(settings, config.registry.experiment, dict(os.environ))

@@ -15,23 +15,25 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse import delta_io
-from lakehouse.bronze import type_conflicts, with_contract_types, with_ingest_metadata
-from lakehouse.catalog import BRONZE_BY_KIND, BRONZE_FILES, Table
-from lakehouse.config import Settings, load_settings
-from lakehouse.contracts import Contract, load_contract
-from lakehouse.deliveries import (
+from lakehouse.cli.args import run_main
+from lakehouse.contracts.model import Contract, load_contract
+from lakehouse.contracts.shape import select_contract
+from lakehouse.errors import DeliveryError, UsageError
+from lakehouse.io import delta_io
+from lakehouse.io.catalog import BRONZE_BY_KIND, BRONZE_FILES, Table
+from lakehouse.io.spark import get_spark
+from lakehouse.medallion.bronze import type_conflicts, with_contract_types, with_ingest_metadata
+from lakehouse.medallion.deliveries import (
     DeliveredFile,
-    DeliveryError,
     ReadResult,
     batch_id,
     list_delivery,
     list_local_delivery,
     read_files,
 )
-from lakehouse.runtime import Progress, UsageError, run_main, utc_now
-from lakehouse.schema import select_contract
-from lakehouse.spark import get_spark
+from lakehouse.progress import Progress
+from lakehouse.settings import Settings, load_settings
+from lakehouse.weeks import utc_now
 
 
 @dataclass
@@ -269,6 +271,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from lakehouse.cli import exit_now  # a run answered from the ledger's log read it with delta-rs
+    from lakehouse.cli.main import exit_now  # a run answered from the ledger's log read it with delta-rs
 
     exit_now(main())

@@ -14,16 +14,19 @@ from datetime import date
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io
-from lakehouse.catalog import GOLD_LIFT, GOLD_RECOMMENDATIONS, GOLD_SALES_WEEKLY
-from lakehouse.config import Settings, load_settings
-from lakehouse.contracts import load_contract
-from lakehouse.lift import against_promise, arm_moments, cuped_lift, outlet_outcomes, promised
-from lakehouse.lineage import code_id, inputs_id
-from lakehouse.ml_config import MLConfig, load_ml_config
-from lakehouse.runtime import DataError, Progress, iso_date, monday, run_main
-from lakehouse.schema import contract_ddl
-from lakehouse.spark import get_spark
+from lakehouse.cli.args import iso_date, run_main
+from lakehouse.contracts.model import load_contract
+from lakehouse.contracts.shape import contract_ddl
+from lakehouse.errors import DataError
+from lakehouse.io import delta_io
+from lakehouse.io.catalog import GOLD_LIFT, GOLD_RECOMMENDATIONS, GOLD_SALES_WEEKLY
+from lakehouse.io.lineage import code_id, inputs_id
+from lakehouse.io.spark import get_spark
+from lakehouse.policy import MLConfig, load_ml_config
+from lakehouse.progress import Progress
+from lakehouse.scoring.lift import against_promise, arm_moments, cuped_lift, outlet_outcomes, promised
+from lakehouse.settings import Settings, load_settings
+from lakehouse.weeks import monday
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # The code a week's lift is a function of.
-LIFT_CODE = ("jobs.measure_lift", "lakehouse.lift")
+LIFT_CODE = ("jobs.measure_lift", "lakehouse.scoring.lift")
 
 
 def lift_inputs(spark: SparkSession, settings: Settings, config: MLConfig, week: date, scored: DataFrame) -> str:

@@ -13,10 +13,12 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from lakehouse import registry, tracking
-from lakehouse.config import Settings, load_settings
-from lakehouse.ml_config import load_ml_config
-from lakehouse.runtime import UsageError, run_main
+from lakehouse.cli.args import run_main
+from lakehouse.errors import RegistryError, UsageError
+from lakehouse.io import tracking
+from lakehouse.ml import registry
+from lakehouse.policy import load_ml_config
+from lakehouse.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -124,9 +126,7 @@ def promote(spark: SparkSession, settings: Settings, name: str, version: str, re
         verdict = f"failed the gate ({mv.tags.get('gate.reasons', '?')})"
     forced = not passed or stale
     if forced and not force:
-        raise registry.RegistryError(
-            f"version {version} {verdict}; use --force to promote it anyway (recorded as forced)"
-        )
+        raise RegistryError(f"version {version} {verdict}; use --force to promote it anyway (recorded as forced)")
     event = registry.Event(
         name,
         registry.CHAMPION,
@@ -148,9 +148,7 @@ def rollback(spark: SparkSession, settings: Settings, name: str, reason: str) ->
     chain = registry.champion_chain(events)
     current = registry.alias_version(name, registry.CHAMPION)
     if len(chain) < 2 or chain[-1] != current:
-        raise registry.RegistryError(
-            f"no previous champion to roll back to (champion history: {' -> '.join(chain) or 'empty'})"
-        )
+        raise RegistryError(f"no previous champion to roll back to (champion history: {' -> '.join(chain) or 'empty'})")
     target = chain[-2]
     passed, metrics = registry.gate_tags(_version(name, target).tags)
     event = registry.Event(
@@ -192,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "history":  # read with delta-rs: listing and reading need no JVM, only the writes do
         _print([{c: r[c] for c in HISTORY_COLUMNS} for r in registry.history_records(settings, name)], args.json)
         return 0
-    from lakehouse.spark import get_spark
+    from lakehouse.io.spark import get_spark
 
     spark = get_spark("lakehouse-models", settings)
     if args.action == "promote":

@@ -24,8 +24,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.score import champion
-from lakehouse import delta_io, modeling, registry, tracking
-from lakehouse.catalog import (
+from lakehouse.cli.args import iso_date, run_main
+from lakehouse.contracts.model import load_contract
+from lakehouse.contracts.shape import contract_ddl
+from lakehouse.errors import DataError
+from lakehouse.io import delta_io, tracking
+from lakehouse.io.catalog import (
     BRONZE_SALES,
     GOLD_FEATURES,
     GOLD_MONITORING,
@@ -33,29 +37,20 @@ from lakehouse.catalog import (
     RETRAIN_REQUESTS,
     SILVER_SALES,
 )
-from lakehouse.config import Settings, load_settings
-from lakehouse.contracts import load_contract
-from lakehouse.evaluation import regression_metrics
-from lakehouse.features import CATEGORICAL_FEATURES, KEYS, LABEL, PROMO_FEATURES
-from lakehouse.lineage import code_id, inputs_id
-from lakehouse.ml_config import MLConfig, load_ml_config
-from lakehouse.monitoring import (
-    Check,
-    Decision,
-    contract_checks,
-    decide,
-    decision_checks,
-    evidently_reports,
-    freshness_checks,
-    profile,
-    quality_checks,
-    stratified_sample,
-    summary_checks,
-    volume_check,
-)
-from lakehouse.runtime import DataError, Progress, iso_date, monday, run_main, utc_now
-from lakehouse.schema import contract_ddl
-from lakehouse.spark import get_spark
+from lakehouse.io.lineage import code_id, inputs_id
+from lakehouse.io.spark import get_spark
+from lakehouse.ml import modeling, registry
+from lakehouse.ml.evaluation import regression_metrics
+from lakehouse.ml.model_inputs import CATEGORICAL_FEATURES, KEYS, LABEL, PROMO_FEATURES
+from lakehouse.monitoring.checks import Check
+from lakehouse.monitoring.drift import evidently_reports
+from lakehouse.monitoring.health import contract_checks, freshness_checks, volume_check
+from lakehouse.monitoring.profile import profile, stratified_sample, summary_checks
+from lakehouse.monitoring.retraining import Decision, decide, decision_checks, quality_checks
+from lakehouse.policy import MLConfig, load_ml_config
+from lakehouse.progress import Progress
+from lakehouse.settings import Settings, load_settings
+from lakehouse.weeks import monday, utc_now
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -236,10 +231,15 @@ NOT_MEASURED = ("freshness", "volume", "retraining")
 # The code the measured rows are a function of.
 MONITOR_CODE = (
     "jobs.monitor",
-    "lakehouse.monitoring",
-    "lakehouse.evaluation",
-    "lakehouse.modeling",
-    "lakehouse.features",
+    "lakehouse.monitoring.checks",
+    "lakehouse.monitoring.profile",
+    "lakehouse.monitoring.health",
+    "lakehouse.monitoring.drift",
+    "lakehouse.monitoring.retraining",
+    "lakehouse.draws",
+    "lakehouse.ml.evaluation",
+    "lakehouse.ml.modeling",
+    "lakehouse.ml.model_inputs",
 )
 
 

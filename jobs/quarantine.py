@@ -6,10 +6,10 @@ import argparse
 import json
 from collections.abc import Sequence
 
-from lakehouse.catalog import BRONZE_FILES, QUARANTINE
-from lakehouse.config import load_settings
+from lakehouse.cli.args import run_main
 from lakehouse.io import delta_log
-from lakehouse.runtime import run_main
+from lakehouse.io.catalog import BRONZE_FILES, QUARANTINE
+from lakehouse.settings import load_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,11 +7,13 @@ from collections.abc import Sequence
 
 import pyarrow.compute as pc
 
-from lakehouse import report
-from lakehouse.catalog import GOLD_RECOMMENDATIONS
-from lakehouse.config import load_settings
+from lakehouse.cli.args import count, iso_date, run_main
+from lakehouse.errors import DataError
 from lakehouse.io import delta_log
-from lakehouse.runtime import DataError, count, iso_date, monday, run_main
+from lakehouse.io.catalog import GOLD_RECOMMENDATIONS
+from lakehouse.scoring import report
+from lakehouse.settings import load_settings
+from lakehouse.weeks import monday
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from lakehouse.config import REPO_ROOT, load_settings
-from lakehouse.runtime import Progress, UsageError, iso_date, run_main
+from lakehouse.cli.args import iso_date, run_main
+from lakehouse.errors import UsageError
+from lakehouse.progress import Progress
+from lakehouse.settings import REPO_ROOT, load_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,8 +54,8 @@ def _dominicks(args: argparse.Namespace, progress: Progress) -> int:
 
 
 def _synthetic(args: argparse.Namespace, progress: Progress) -> int:
+    from lakehouse.io.spark import get_spark
     from lakehouse.sources import synthetic
-    from lakehouse.spark import get_spark
 
     if min(args.outlets, args.products, args.weeks, args.files) < 1:
         raise UsageError("--outlets, --products, --weeks and --files must be positive")

@@ -16,8 +16,12 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io, registry, report, tracking
-from lakehouse.catalog import (
+from lakehouse.cli.args import count, iso_date, run_main
+from lakehouse.contracts.model import load_contract
+from lakehouse.contracts.shape import select_contract
+from lakehouse.errors import DataError
+from lakehouse.io import delta_io, tracking
+from lakehouse.io.catalog import (
     GOLD_BACKTEST,
     GOLD_EFFECTS,
     GOLD_FEATURES,
@@ -27,19 +31,20 @@ from lakehouse.catalog import (
     SILVER_PRODUCTS,
     Table,
 )
-from lakehouse.config import Settings, load_settings
-from lakehouse.contracts import load_contract
-from lakehouse.gold import LOOKBACK_WEEKS
-from lakehouse.lineage import code_id, inputs_id
-from lakehouse.ml_config import MLConfig, load_ml_config
-from lakehouse.modeling import PREDICTION, predict
-from lakehouse.runtime import DataError, Progress, count, iso_date, monday, run_main
-from lakehouse.schema import select_contract
+from lakehouse.io.lineage import code_id, inputs_id
+from lakehouse.io.spark import get_spark
+from lakehouse.medallion.gold import LOOKBACK_WEEKS
+from lakehouse.ml import registry
+from lakehouse.ml.modeling import PREDICTION, predict
+from lakehouse.policy import MLConfig, load_ml_config
+from lakehouse.progress import Progress
+from lakehouse.scoring import report
 from lakehouse.scoring.lifts import EffectBook
 from lakehouse.scoring.prices import promotion_cuts, with_typical_cuts
 from lakehouse.scoring.recommend import Rules, coverage, promotion_states, recommend, summary
 from lakehouse.scoring.rows import build_scoring_rows, in_holdout
-from lakehouse.spark import get_spark
+from lakehouse.settings import Settings, load_settings
+from lakehouse.weeks import monday
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,9 +71,9 @@ SCORE_CODE = (
     "lakehouse.scoring.prices",
     "lakehouse.scoring.lifts",
     "lakehouse.scoring.recommend",
-    "lakehouse.features",
-    "lakehouse.actions",
-    "lakehouse.gold",
+    "lakehouse.ml.model_inputs",
+    "lakehouse.policy",
+    "lakehouse.medallion.gold",
 )
 # The tables scoring reads; their Delta versions are part of a week's inputs.
 SCORE_TABLES = (GOLD_SALES_WEEKLY, SILVER_OUTLETS, SILVER_PRODUCTS, GOLD_EFFECTS, GOLD_BACKTEST)

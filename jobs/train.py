@@ -17,18 +17,20 @@ from collections.abc import Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 
-from lakehouse import delta_io, modeling, registry, tracking
-from lakehouse.catalog import GOLD_FEATURES
-from lakehouse.config import Settings, load_settings
-from lakehouse.contracts import load_contract
-from lakehouse.evaluation import error_breakdown, regression_metrics
-from lakehouse.features import model_input_columns
-from lakehouse.gate import Evidence, GateResult, decide
-from lakehouse.ml import promotion
-from lakehouse.ml_config import MLConfig, from_dict, load_ml_config
-from lakehouse.runtime import DataError, Progress, run_main
-from lakehouse.spark import get_spark
-from lakehouse.training import BASELINES, TrainResult, cv_summary, train_and_evaluate
+from lakehouse.cli.args import run_main
+from lakehouse.contracts.model import load_contract
+from lakehouse.errors import DataError
+from lakehouse.io import delta_io, tracking
+from lakehouse.io.catalog import GOLD_FEATURES
+from lakehouse.io.spark import get_spark
+from lakehouse.ml import modeling, promotion, registry
+from lakehouse.ml.evaluation import error_breakdown, regression_metrics
+from lakehouse.ml.gate import Evidence, GateResult, decide
+from lakehouse.ml.model_inputs import model_input_columns
+from lakehouse.ml.training import BASELINES, TrainResult, cv_summary, train_and_evaluate
+from lakehouse.policy import MLConfig, from_dict, load_ml_config
+from lakehouse.progress import Progress
+from lakehouse.settings import Settings, load_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -23,7 +23,7 @@ from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
 from airflow.sdk import DAG, Asset
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from lakehouse.config import PII_CONNECTION, PII_SECRET_ENV, REPO_ROOT, driver_java_options, load_settings
+from lakehouse.settings import PII_CONNECTION, PII_SECRET_ENV, REPO_ROOT, driver_java_options, load_settings
 
 LAUNCHER = REPO_ROOT / "scripts" / "spark_job.py"
 # Weeks run Monday to Sunday; a run covers [Monday 06:00, next Monday 06:00) and starts when it ends.

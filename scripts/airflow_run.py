@@ -162,8 +162,8 @@ def main() -> int:
     os.environ["LAKEHOUSE_RUN_LOG"] = str(log)
     quiet(log)  # before importing Airflow, which logs as it loads
     sys.path.insert(0, str(REPO))  # the DAGs import lakehouse.orchestration
-    from lakehouse.config import load_settings
     from lakehouse.orchestration import create_pools, landing
+    from lakehouse.settings import load_settings
 
     settings = load_settings()
     first, last = landed_weeks(Path(landing()))

@@ -3,7 +3,7 @@
 A warm-up job runs in a fresh driver JVM started with `-XX:ArchiveClassesAtExit`: it generates a small
 synthetic delivery, ingests and builds it (CSV reads, Delta writes and reads, shuffles, the job code's
 usual classes). When that JVM exits, the JDK writes every class it loaded beyond its own base archive
-to one file; later drivers map it (lakehouse.config.driver_java_options) instead of loading those classes
+to one file; later drivers map it (lakehouse.settings.driver_java_options) instead of loading those classes
 from the jars. The archive is tied to this JDK and class path: it is remade when the JDK, pyspark or the
 jars change (the JVM itself ignores an archive that does not match, so a stale one only costs time).
 """
@@ -22,13 +22,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lakehouse.config import JAVA_OPTIONS_ENV, JVM_ARCHIVE_ENV, jvm_archive, load_settings  # noqa: E402
+from lakehouse.settings import JAVA_OPTIONS_ENV, JVM_ARCHIVE_ENV, jvm_archive, load_settings  # noqa: E402
 
 WARM_UP = """
 import os
 from datetime import date
 from jobs import build, ingest, sample_data
-from lakehouse.spark import get_spark
+from lakehouse.io.spark import get_spark
 
 out = os.path.join(os.environ["LAKEHOUSE_HOME"], "landing")
 args = ["--outlets", "4", "--products", "2", "--weeks", "3", "--start", "2024-01-01"]

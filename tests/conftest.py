@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from lakehouse.config import Settings, load_settings
-from lakehouse.spark import get_spark
+from lakehouse.io.spark import get_spark
+from lakehouse.settings import Settings, load_settings
 
-# Silver pseudonymises personal data with a key the environment must give (lakehouse.pii); jobs and the
+# Silver pseudonymises personal data with a key the environment must give (lakehouse.contracts.pii); jobs and the
 # subprocesses tests start get this one. Tests of a missing key or of the Airflow connection unset it.
 TEST_PII_SECRET = "tests-only-pii-key-0123456789abcdef0123456789abcdef"
 os.environ.setdefault("LAKEHOUSE_PII_SECRET", TEST_PII_SECRET)

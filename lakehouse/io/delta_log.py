@@ -15,9 +15,9 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lakehouse.catalog import Table
-from lakehouse.config import Settings
-from lakehouse.runtime import DataError
+from lakehouse.errors import DataError
+from lakehouse.io.catalog import Table
+from lakehouse.settings import Settings
 
 if TYPE_CHECKING:
     import pyarrow as pa

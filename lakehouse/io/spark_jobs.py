@@ -78,7 +78,7 @@ def run_job(module: str, argv: Sequence[str], env: Mapping[str, str]) -> int:
     The session is the active one, or one made by `get_spark` from the settings in `env` (the Spark
     master, driver memory) and then kept for the next job.
     """
-    from lakehouse.spark import get_spark
+    from lakehouse.io.spark import get_spark
 
     with environment(env):
         spark = get_spark("lakehouse-in-process")

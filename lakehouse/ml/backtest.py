@@ -32,8 +32,8 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from lakehouse.features import promo_state
 from lakehouse.ml.linear import grouped_ols
+from lakehouse.ml.model_inputs import promo_state
 
 ALL = "ALL"
 DID, PRE_POST = "did", "pre_post"

@@ -14,15 +14,15 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io
-from lakehouse.catalog import GOLD_BACKTEST, GOLD_FEATURES
-from lakehouse.config import Settings
+from lakehouse.io import delta_io
+from lakehouse.io.catalog import GOLD_BACKTEST, GOLD_FEATURES
 from lakehouse.ml import backtest as B
 from lakehouse.ml import effects
 from lakehouse.ml.backtest_summary import overall, summary_line
 from lakehouse.ml.versioned import rows_of_version, version_ids
-from lakehouse.ml_config import MLConfig
-from lakehouse.runtime import Progress
+from lakehouse.policy import MLConfig
+from lakehouse.progress import Progress
+from lakehouse.settings import Settings
 
 BACKTEST_CODE = (
     "lakehouse.ml.backtest_flow",

@@ -32,7 +32,7 @@ from pyspark.sql.types import BinaryType, DoubleType, IntegerType, StringType, S
 
 from lakehouse.ml import panel as P
 from lakehouse.ml.linear import GroupFit, grouped_ols
-from lakehouse.ml_config import IN_TASKS, XGBOOST_SPARK, EffectsConfig
+from lakehouse.policy import IN_TASKS, XGBOOST_SPARK, EffectsConfig
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -14,7 +14,7 @@ from typing import Any
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse.features import OUTLET_ATTRIBUTES
+from lakehouse.ml.model_inputs import OUTLET_ATTRIBUTES
 
 ITEM = ("outlet_id", "product_id")
 ALL = "ALL"  # the segment of every outlet

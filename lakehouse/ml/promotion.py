@@ -1,6 +1,6 @@
 """How a trained version becomes @champion: the gate's verdict, recorded on the version, then the alias move.
 
-The gate has two halves (lakehouse.gate). Training records the forecast half; when the effects half is
+The gate has two halves (lakehouse.ml.gate). Training records the forecast half; when the effects half is
 required (`gate.effects_required`), the verdict stays `pending` until the version's effects are
 estimated and checked, and only a version whose whole gate passed is promoted without --force.
 
@@ -19,9 +19,10 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from lakehouse import registry
-from lakehouse.config import Settings
-from lakehouse.gate import GateResult
+from lakehouse.errors import RegistryError
+from lakehouse.ml import registry
+from lakehouse.ml.gate import GateResult
+from lakehouse.settings import Settings
 
 PENDING = "pending"
 NOT_REQUIRED = "not required"
@@ -49,7 +50,7 @@ def record_effects(name: str, version: Any, reasons: list[str], metrics: dict[st
     """Complete the version's verdict with the effects half; the forecast half is read from its tags."""
     tags = dict(version.tags)
     if "gate.forecast.passed" not in tags:
-        raise registry.RegistryError(
+        raise RegistryError(
             f"version {version.version} has no forecast gate verdict (trained before the two-part gate): "
             "promote it with `lakehouse models promote --force`"
         )
@@ -74,7 +75,7 @@ def promote_gated(
     """Move @champion to a version whose whole gate passed, unless the champion changed since it was gated."""
     current = registry.alias_version(name, registry.CHAMPION)
     if current != gate.metrics.get("champion_version"):
-        raise registry.RegistryError(
+        raise RegistryError(
             f"@champion moved to version {current} while version {version} was gated against "
             f"{gate.metrics.get('champion_version')}; train again or promote by hand"
         )

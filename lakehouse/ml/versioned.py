@@ -13,13 +13,14 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io, registry
-from lakehouse.catalog import GOLD_FEATURES, Table
-from lakehouse.config import Settings
-from lakehouse.contracts import load_contract
-from lakehouse.lineage import code_id, inputs_id
-from lakehouse.runtime import Progress
-from lakehouse.schema import contract_ddl, select_contract
+from lakehouse.contracts.model import load_contract
+from lakehouse.contracts.shape import contract_ddl, select_contract
+from lakehouse.io import delta_io
+from lakehouse.io.catalog import GOLD_FEATURES, Table
+from lakehouse.io.lineage import code_id, inputs_id
+from lakehouse.ml import registry
+from lakehouse.progress import Progress
+from lakehouse.settings import Settings
 
 
 def version_ids(

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lakehouse.actions import Action
+from lakehouse.policy import Action
 
 ALL = "ALL"
 OWN_PRICE = "own_price"

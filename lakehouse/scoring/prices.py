@@ -13,8 +13,8 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse.actions import Action
-from lakehouse.features import promo_state
+from lakehouse.ml.model_inputs import promo_state
+from lakehouse.policy import Action
 
 # The narrowest level first: (label, the columns a typical cut is computed over besides brand and state).
 LEVELS = (("outlet", ("outlet_id",)), ("region", ("region",)), ("chain", ()))

@@ -29,11 +29,12 @@ from statistics import NormalDist
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse.actions import AS_PLANNED, Action
-from lakehouse.features import KEYS
-from lakehouse.runtime import DataError
+from lakehouse.errors import DataError
+from lakehouse.ml.model_inputs import KEYS
+from lakehouse.policy import AS_PLANNED, Action
 from lakehouse.scoring.lifts import ALL, EffectBook, Terms
 from lakehouse.scoring.prices import NONE, state_of
+from lakehouse.scoring.report import LIFT_COLUMNS
 
 PREDICTION = "predicted_units"
 UNITS, MARGIN = "units", "margin"
@@ -340,21 +341,7 @@ def recommend(rows_df: DataFrame, book: EffectBook, actions: list[Action], rules
         chosen["unit_price"].alias("unit_price"),
         F.col("planned_units"),
         chosen[PREDICTION].alias(PREDICTION),
-        *[
-            chosen[c].alias(c)
-            for c in (
-                "lift_units",
-                "lift_pct",
-                "lift_pct_low",
-                "lift_pct_high",
-                "net_lift_units",
-                "net_lift_units_low",
-                "net_lift_units_high",
-                "cross_units",
-                "dip_units",
-                "incremental_margin",
-            )
-        ],
+        *[chosen[c].alias(c) for c in (*LIFT_COLUMNS, "cross_units", "dip_units", "incremental_margin")],
         "unit_cost",
         F.when(F.col("unit_cost").isNotNull(), F.lit("unit cost"))
         .otherwise(F.lit(f"assumed {rules.assumed_margin:.0%} margin"))

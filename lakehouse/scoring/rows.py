@@ -15,8 +15,8 @@ from datetime import date, timedelta
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse.contracts import Contract
-from lakehouse.gold import LOOKBACK_WEEKS, build_features
+from lakehouse.contracts.model import Contract
+from lakehouse.medallion.gold import LOOKBACK_WEEKS, build_features
 
 PROMO_FLAGS = ("is_on_deal", "is_featured", "has_display")
 # The holdout hash: the first 8 hex digits of sha256("<experiment>:<outlet_id>") as a fraction of 16^8.

@@ -23,6 +23,8 @@ from pathlib import Path
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from lakehouse.draws import uniform
+
 CHANNELS = ("retail", "foodservice", "digital")
 REGIONS = ("north", "south", "east", "west")
 BRANDS = ("Fizzo", "Koala Cola", "Sunny Orange", "Lemon Spark", "Aqua Pure", "Berry Burst", "Ginger Joy")
@@ -100,12 +102,6 @@ class Drift:
     new_outlets: int = 0
     region: str = "central"
     income_shift: float = 2.0
-
-
-def uniform(seed: int, name: str, *keys: Column | str) -> Column:
-    """A deterministic uniform(0, 1) per key, independent of partitioning (unlike F.rand)."""
-    bits = F.xxhash64(F.lit(seed), F.lit(name), *keys).bitwiseAND(F.lit((1 << 52) - 1))
-    return (bits.cast("double") + 0.5) / F.lit(float(1 << 52))
 
 
 def normal(seed: int, name: str, *keys: Column | str) -> Column:

@@ -14,8 +14,9 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import sample_data
-from lakehouse import delta_io
-from lakehouse.catalog import (
+from lakehouse.contracts.pii import hmac_hex
+from lakehouse.io import delta_io
+from lakehouse.io.catalog import (
     BRONZE_SALES,
     CONSERVATION,
     GOLD_FEATURES,
@@ -24,9 +25,8 @@ from lakehouse.catalog import (
     SILVER_OUTLETS,
     SILVER_SALES,
 )
-from lakehouse.config import PII_SECRET_ENV, load_settings
 from lakehouse.orchestration import WRITERS_POOL, pii_secret_env, submit_paths
-from lakehouse.pii import hmac_hex
+from lakehouse.settings import PII_SECRET_ENV, load_settings
 from tests.dags.conftest import DAGS
 from tests.integration.helpers import assert_same_content
 
@@ -280,8 +280,8 @@ def trained_home(spark, tmp_path, monkeypatch):
     import yaml
 
     from jobs.train import train
-    from lakehouse import tracking
-    from lakehouse.ml_config import load_ml_config
+    from lakehouse.io import tracking
+    from lakehouse.policy import load_ml_config
     from tests.integration.helpers import build, ingest
 
     monkeypatch.setenv("LAKEHOUSE_HOME", str(tmp_path / "home"))
@@ -317,7 +317,7 @@ def trained_home(spark, tmp_path, monkeypatch):
 
 @pytest.mark.slow  # spark-submit per task, the production path
 def test_score_monitor_and_train_dags_run_end_to_end(spark, dagbag, airflow_db, trained_home, monkeypatch):
-    from lakehouse.catalog import GOLD_EFFECTS, GOLD_MONITORING, GOLD_RECOMMENDATIONS
+    from lakehouse.io.catalog import GOLD_EFFECTS, GOLD_MONITORING, GOLD_RECOMMENDATIONS
 
     last = date(2024, 3, 18)  # the last week with sales
     ok, states = _run(dagbag.dags["score"], last, mark_success_pattern="built")

@@ -22,8 +22,8 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import sample_data
-from lakehouse.catalog import BRONZE_SALES, GOLD_FEATURES, QUARANTINE, SILVER_SALES
-from lakehouse.config import load_settings
+from lakehouse.io.catalog import BRONZE_SALES, GOLD_FEATURES, QUARANTINE, SILVER_SALES
+from lakehouse.settings import load_settings
 from tests.dags.conftest import DAGS, SPARK_DEFAULT
 from tests.integration import servers
 from tests.integration.helpers import assert_same_content, build, ingest, table

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from lakehouse.config import load_settings
-from lakehouse.spark import REQUIRED_JARS
+from lakehouse.io.spark import REQUIRED_JARS
+from lakehouse.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "docker" / "Dockerfile"

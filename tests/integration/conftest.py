@@ -12,7 +12,7 @@ import boto3
 import pytest
 from pyspark.sql import SparkSession
 
-from lakehouse.spark import s3a_conf
+from lakehouse.io.spark import s3a_conf
 from tests.integration import servers
 
 BUCKET = "pos-deliveries"

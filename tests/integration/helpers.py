@@ -15,10 +15,11 @@ from pyspark.sql import DataFrame, SparkSession
 
 from jobs.build import build_weeks
 from jobs.ingest import IngestResult, ingest_deliveries
-from lakehouse import delta_io
-from lakehouse.catalog import Table
-from lakehouse.config import Settings, load_settings
-from lakehouse.runtime import Progress, utc_now
+from lakehouse.io import delta_io
+from lakehouse.io.catalog import Table
+from lakehouse.progress import Progress
+from lakehouse.settings import Settings, load_settings
+from lakehouse.weeks import utc_now
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pyspark
 
-from lakehouse.config import REPO_ROOT
+from lakehouse.settings import REPO_ROOT
 from tests.integration.servers import HOST, _answers, _stop_group, _wait, free_port
 
 SPARK_HOME = Path(pyspark.__file__).parent

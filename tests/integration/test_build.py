@@ -8,7 +8,7 @@ from datetime import date
 from pyspark.sql import functions as F
 
 from jobs.build import build_silver_sales, sales_inputs
-from lakehouse.catalog import (
+from lakehouse.io.catalog import (
     CONSERVATION,
     GOLD_FEATURES,
     GOLD_SALES_WEEKLY,
@@ -136,7 +136,7 @@ def test_building_twice_changes_nothing(spark, settings, tmp_path, reference_del
 
 def build_weeks_forced(spark, settings) -> None:
     from jobs.build import build_weeks
-    from lakehouse.runtime import Progress
+    from lakehouse.progress import Progress
 
     build_weeks(spark, settings, WEEK1, WEEK2, Progress("test-build"), force=True)
 

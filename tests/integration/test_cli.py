@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from lakehouse.catalog import TABLES
-from lakehouse.cli import COMMANDS, main
-from lakehouse.runtime import guarded
+from lakehouse.cli.main import COMMANDS, main
+from lakehouse.errors import guarded
+from lakehouse.io.catalog import TABLES
 from tests.conftest import write_csv
 
 
@@ -23,7 +23,7 @@ def test_every_job_module_runs_with_help(module):
 
 # Runs `lakehouse ARGV` in a fresh interpreter; its last stderr line names the job modules it imported.
 LISTS_IMPORTED_JOBS = (
-    "import sys; from lakehouse.cli import main\n"
+    "import sys; from lakehouse.cli.main import main\n"
     "try:\n    main(sys.argv[1:])\nfinally:\n"
     "    print(sorted(m for m in sys.modules if m.startswith('jobs.')), file=sys.stderr)"
 )
@@ -49,7 +49,7 @@ def test_a_command_imports_only_its_own_job():
 
 
 def test_errors_of_spark_side_modules_keep_their_exit_code(capsys):
-    from lakehouse.deliveries import DeliveryError
+    from lakehouse.errors import DeliveryError
 
     def refused() -> int:
         raise DeliveryError("delivery d1 refused")

@@ -22,12 +22,12 @@ import yaml
 from pyspark.sql import SparkSession
 
 from jobs import sample_data
-from lakehouse import delta_io
-from lakehouse.catalog import GOLD_FEATURES, GOLD_RECOMMENDATIONS, GOLD_SALES_WEEKLY, SILVER_SALES, Table
-from lakehouse.cli import COMMANDS
-from lakehouse.config import REPO_ROOT, Settings, load_settings
+from lakehouse.cli.main import COMMANDS
+from lakehouse.io import delta_io
+from lakehouse.io.catalog import GOLD_FEATURES, GOLD_RECOMMENDATIONS, GOLD_SALES_WEEKLY, SILVER_SALES, Table
 from lakehouse.io.spark_jobs import run_job
-from lakehouse.tracking import tracking_uri
+from lakehouse.io.tracking import tracking_uri
+from lakehouse.settings import REPO_ROOT, Settings, load_settings
 from tests.integration.helpers import assert_same_content
 from tests.integration.spark_cluster import SparkCluster, spark_standalone
 
@@ -84,7 +84,7 @@ def _on_cluster(home: Path, master: str, deliveries: Path) -> Settings:
     runner = "\n".join(
         [
             "import json, sys",
-            "from lakehouse.cli import main",
+            "from lakehouse.cli.main import main",
             "for argv in sys.argv[1:]:",
             "    main(json.loads(argv)) == 0 or sys.exit(1)",
         ]

@@ -18,11 +18,11 @@ from pyspark.sql import functions as F
 
 from jobs.models import HISTORY_COLUMNS
 from jobs.score import print_top
-from lakehouse import delta_io, registry
-from lakehouse.catalog import BRONZE_FILES, GOLD_RECOMMENDATIONS, SILVER_SALES, TABLES
-from lakehouse.config import Settings, load_settings
-from lakehouse.io import delta_log
-from lakehouse.ml_config import load_ml_config
+from lakehouse.io import delta_io, delta_log
+from lakehouse.io.catalog import BRONZE_FILES, GOLD_RECOMMENDATIONS, SILVER_SALES, TABLES
+from lakehouse.ml import registry
+from lakehouse.policy import load_ml_config
+from lakehouse.settings import Settings, load_settings
 from tests.conftest import write_csv
 from tests.integration.conftest import BUCKET, KEY, SECRET
 from tests.integration.helpers import build, ingest, ingest_references
@@ -30,13 +30,13 @@ from tests.integration.helpers import build, ingest, ingest_references
 # Runs the CLI as the `lakehouse` command does and says on stderr's last line which of pyspark and the Spark
 # session module it loaded.
 RUNNER = (
-    "import sys; from lakehouse.cli import exit_now, main; rc = main(sys.argv[1:]); "
-    "print('loaded:', 'pyspark' in sys.modules, 'lakehouse.spark' in sys.modules, file=sys.stderr); exit_now(rc)"
+    "import sys; from lakehouse.cli.main import exit_now, main; rc = main(sys.argv[1:]); "
+    "print('loaded:', 'pyspark' in sys.modules, 'lakehouse.io.spark' in sys.modules, file=sys.stderr); exit_now(rc)"
 )
 
 
 def lakehouse(*args: str) -> tuple[str, list[str]]:
-    """stdout of `lakehouse ARGS` run in a fresh interpreter, and which of (pyspark, lakehouse.spark) it loaded."""
+    """stdout of `lakehouse ARGS` run in a fresh interpreter, and which of (pyspark, lakehouse.io.spark) it loaded."""
     done = subprocess.run([sys.executable, "-c", RUNNER, *args], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout, done.stderr.strip().splitlines()[-1].split()[1:]

@@ -20,11 +20,11 @@ from jobs import effects as effects_job
 from jobs import models as models_job
 from jobs import sample_data
 from jobs.train import train
-from lakehouse import delta_io, registry, tracking
-from lakehouse.catalog import GOLD_BACKTEST, GOLD_EFFECTS, GOLD_FEATURES
-from lakehouse.config import Settings
-from lakehouse.ml import effects, panel
-from lakehouse.ml_config import MLConfig, from_dict
+from lakehouse.io import delta_io, tracking
+from lakehouse.io.catalog import GOLD_BACKTEST, GOLD_EFFECTS, GOLD_FEATURES
+from lakehouse.ml import effects, panel, registry
+from lakehouse.policy import MLConfig, from_dict
+from lakehouse.settings import Settings
 from tests.integration.helpers import fresh_home, land_and_build, table
 
 pytestmark = pytest.mark.world  # a module-sized world built first: `make test` runs it, `make test-fast` not

@@ -13,8 +13,8 @@ from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from jobs import backfill, sample_data
-from lakehouse.catalog import BRONZE_SALES, GOLD_FEATURES, GOLD_SALES_WEEKLY, QUARANTINE, SILVER_SALES
-from lakehouse.config import REPO_ROOT, load_settings
+from lakehouse.io.catalog import BRONZE_SALES, GOLD_FEATURES, GOLD_SALES_WEEKLY, QUARANTINE, SILVER_SALES
+from lakehouse.settings import REPO_ROOT, load_settings
 from tests.conftest import SALES_HEADER, write_csv
 from tests.integration.helpers import assert_same_content, build, ingest, ingest_references, table
 

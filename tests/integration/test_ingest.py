@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from lakehouse.catalog import BRONZE_FILES, BRONZE_SALES
-from lakehouse.config import REPO_ROOT
-from lakehouse.deliveries import DeliveryError, list_delivery, list_local_delivery
+from lakehouse.errors import DeliveryError
+from lakehouse.io.catalog import BRONZE_FILES, BRONZE_SALES
+from lakehouse.medallion.deliveries import list_delivery, list_local_delivery
+from lakehouse.settings import REPO_ROOT
 from tests.conftest import write_csv, write_jsonl
 from tests.integration.helpers import ingest, table, version
 
@@ -133,7 +134,7 @@ def test_a_landing_with_nothing_new_is_answered_from_the_ledger_without_a_jvm(sp
 
     no_java = {**os.environ, "JAVA_HOME": str(tmp_path / "no-java"), "PATH": str(Path(sys.executable).parent)}
     no_java |= {"LAKEHOUSE_HOME": str(settings.home), "PYTHONPATH": str(REPO_ROOT)}
-    lakehouse = [sys.executable, "-c", "from lakehouse.cli import entry; entry()", "ingest"]
+    lakehouse = [sys.executable, "-c", "from lakehouse.cli.main import entry; entry()", "ingest"]
     done = subprocess.run([*lakehouse, "--landing", str(landing)], env=no_java, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("already ingested, skipped") == 3, done.stdout

@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 
-from lakehouse.config import jvm_archive
+from lakehouse.settings import jvm_archive
 
 
 def test_a_driver_maps_spark_and_delta_classes_from_the_archive(tmp_path):
@@ -23,7 +23,7 @@ def test_a_driver_maps_spark_and_delta_classes_from_the_archive(tmp_path):
         "LAKEHOUSE_DRIVER_JAVA_OPTIONS": f"-Xlog:class+load=info:file={log}",
     }
     code = (
-        "from lakehouse.spark import get_spark; "
+        "from lakehouse.io.spark import get_spark; "
         f"spark = get_spark('archive-check'); spark.range(3).write.format('delta').save({str(tmp_path / 't')!r})"
     )
     subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, timeout=300)

@@ -26,11 +26,13 @@ from pyspark.sql import functions as F
 
 from jobs import models, sample_data, score
 from jobs.train import train
-from lakehouse import modeling, registry, tracking
-from lakehouse.catalog import GOLD_FEATURES, GOLD_RECOMMENDATIONS
-from lakehouse.config import PII_SECRET_ENV, Settings, load_settings
-from lakehouse.features import model_input_columns
-from lakehouse.ml_config import from_dict
+from lakehouse.errors import RegistryError
+from lakehouse.io import tracking
+from lakehouse.io.catalog import GOLD_FEATURES, GOLD_RECOMMENDATIONS
+from lakehouse.ml import modeling, registry
+from lakehouse.ml.model_inputs import model_input_columns
+from lakehouse.policy import from_dict
+from lakehouse.settings import PII_SECRET_ENV, Settings, load_settings
 from tests.integration import servers
 from tests.integration.helpers import build, ingest, table, version
 
@@ -175,7 +177,7 @@ def test_train_promote_score_and_rollback_through_an_mlflow_server_on_postgresql
     assert len(client.search_model_versions(f"name='{NAME}'")) == 2
     passed = client.get_model_version(NAME, "2").tags["gate.passed"] == "true"
     if not passed:  # same data and config: usually no 1% improvement over the champion
-        with pytest.raises(registry.RegistryError, match="use --force"):
+        with pytest.raises(RegistryError, match="use --force"):
             models.promote(spark, settings, NAME, "2", "not without force", force=False)
     promoted = models.promote(spark, settings, NAME, "2", "integration test", force=not passed)
     assert promoted == {"model": NAME, "champion": "2", "previous": "1", "forced": not passed}

@@ -20,11 +20,12 @@ import pytest
 
 from jobs import monitor, sample_data
 from jobs.train import train
-from lakehouse import delta_io, registry, tracking
-from lakehouse.catalog import GOLD_MONITORING, RETRAIN_REQUESTS
-from lakehouse.ml_config import from_dict
-from lakehouse.monitoring import DATA_DRIFT, QUALITY
-from lakehouse.runtime import Progress
+from lakehouse.io import delta_io, tracking
+from lakehouse.io.catalog import GOLD_MONITORING, RETRAIN_REQUESTS
+from lakehouse.ml import registry
+from lakehouse.monitoring.checks import DATA_DRIFT, QUALITY
+from lakehouse.policy import from_dict
+from lakehouse.progress import Progress
 from tests.integration.helpers import build, fresh_home, ingest, table
 
 pytestmark = pytest.mark.world  # a module-sized world built first: `make test` runs it, `make test-fast` not

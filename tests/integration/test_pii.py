@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io, pii
-from lakehouse.catalog import BRONZE_OUTLETS, CONSERVATION, QUARANTINE, SILVER_OUTLETS, TABLES
-from lakehouse.config import Settings
-from lakehouse.contracts import load_contract
+from lakehouse.contracts import pii
+from lakehouse.contracts.model import load_contract
+from lakehouse.errors import PiiKeyError
+from lakehouse.io import delta_io
+from lakehouse.io.catalog import BRONZE_OUTLETS, CONSERVATION, QUARANTINE, SILVER_OUTLETS, TABLES
+from lakehouse.settings import Settings
 from tests.conftest import SALES_HEADER, TEST_PII_SECRET, write_csv
 from tests.integration.helpers import build, ingest, table, version
 
@@ -104,11 +106,11 @@ def test_no_gold_contract_has_a_pii_column(settings):
 def test_the_key_is_required_and_nothing_is_written_without_it(spark, settings, deliveries, monkeypatch):
     _ingest_all(spark, settings, deliveries)
     monkeypatch.delenv(pii.SECRET_ENV)
-    with pytest.raises(pii.PiiKeyError, match=pii.SECRET_ENV) as missing:
+    with pytest.raises(PiiKeyError, match=pii.SECRET_ENV) as missing:
         build(spark, settings, WEEK, WEEK)
     assert TEST_PII_SECRET not in str(missing.value)
     monkeypatch.setenv(pii.SECRET_ENV, "too-short")
-    with pytest.raises(pii.PiiKeyError, match="too short") as short:
+    with pytest.raises(PiiKeyError, match="too short") as short:
         build(spark, settings, WEEK, WEEK)
     assert "too-short" not in str(short.value), "an error never echoes the key"
     assert not any(delta_io.exists(spark, t, settings) for t in TABLES if t.layer in ("silver", "gold"))

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse.catalog import BRONZE_FILES, BRONZE_SALES, GOLD_SALES_WEEKLY, SILVER_SALES
-from lakehouse.config import Settings, load_settings
+from lakehouse.io.catalog import BRONZE_FILES, BRONZE_SALES, GOLD_SALES_WEEKLY, SILVER_SALES
+from lakehouse.settings import Settings, load_settings
 from tests.conftest import write_csv
 from tests.integration.conftest import BUCKET
 from tests.integration.helpers import build, ingest, ingest_references, table, version

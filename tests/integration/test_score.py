@@ -20,12 +20,14 @@ from pyspark.sql import functions as F
 
 from jobs import measure_lift, sample_data, score
 from jobs.train import train
-from lakehouse import delta_io, registry, tracking
-from lakehouse.catalog import GOLD_LIFT, GOLD_RECOMMENDATIONS, GOLD_SALES_WEEKLY
-from lakehouse.config import Settings
-from lakehouse.ml_config import MLConfig, from_dict
-from lakehouse.runtime import DataError, Progress
+from lakehouse.errors import DataError
+from lakehouse.io import delta_io, tracking
+from lakehouse.io.catalog import GOLD_LIFT, GOLD_RECOMMENDATIONS, GOLD_SALES_WEEKLY
+from lakehouse.ml import registry
+from lakehouse.policy import MLConfig, from_dict
+from lakehouse.progress import Progress
 from lakehouse.scoring.rows import holdout_fraction
+from lakehouse.settings import Settings
 from lakehouse.sources import synthetic
 from tests.integration.helpers import assert_same_content, build, fresh_home, ingest, table, version
 

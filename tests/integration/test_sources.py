@@ -9,8 +9,8 @@ from datetime import date
 from pyspark.sql import functions as F
 
 from jobs import sample_data
-from lakehouse.catalog import GOLD_FEATURES, QUARANTINE
-from lakehouse.config import REPO_ROOT
+from lakehouse.io.catalog import GOLD_FEATURES, QUARANTINE
+from lakehouse.settings import REPO_ROOT
 from lakehouse.sources import dominicks
 from tests.integration.helpers import build, ingest, ingest_references, table
 

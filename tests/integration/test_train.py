@@ -16,12 +16,14 @@ from pyspark.sql import functions as F
 
 from jobs import models, sample_data
 from jobs.train import reproduce, train
-from lakehouse import modeling, registry, tracking
-from lakehouse.catalog import GOLD_FEATURES
-from lakehouse.config import Settings
-from lakehouse.features import filter_weeks
-from lakehouse.ml_config import MLConfig, from_dict
-from lakehouse.training import train_and_evaluate
+from lakehouse.errors import RegistryError
+from lakehouse.io import tracking
+from lakehouse.io.catalog import GOLD_FEATURES
+from lakehouse.ml import modeling, registry
+from lakehouse.ml.model_inputs import filter_weeks
+from lakehouse.ml.training import train_and_evaluate
+from lakehouse.policy import MLConfig, from_dict
+from lakehouse.settings import Settings
 from tests.integration.helpers import fresh_home, land_and_build, table
 
 pytestmark = pytest.mark.world  # a module-sized world built first: `make test` runs it, `make test-fast` not
@@ -152,7 +154,7 @@ def test_a_challenger_no_better_than_the_champion_is_not_promoted_and_force_and_
     gate_metrics = json.loads(version.tags["gate.metrics"])
     assert gate_metrics["champion_version"] == "1" and gate_metrics["champion_wape"] > 0
 
-    with pytest.raises(registry.RegistryError, match=r"version 2 failed the gate .*use --force"):
+    with pytest.raises(RegistryError, match=r"version 2 failed the gate .*use --force"):
         models.promote(spark, settings, NAME, "2", "looks fine to me", force=False)
     forced = models.promote(spark, settings, NAME, "2", "hotfix for the demo", force=True)
     assert forced == {"model": NAME, "champion": "2", "previous": "1", "forced": True}
@@ -164,7 +166,7 @@ def test_a_challenger_no_better_than_the_champion_is_not_promoted_and_force_and_
         "previous": "2",
     }
     assert registry.alias_version(NAME, "champion") == "1"
-    with pytest.raises(registry.RegistryError, match="no previous champion"):
+    with pytest.raises(RegistryError, match="no previous champion"):
         models.rollback(spark, settings, NAME, "again")
     events = [r.asDict() for r in registry.history(spark, settings, NAME).collect()]
     assert [(e["action"], e["alias"], e["from_version"], e["to_version"], e["forced"]) for e in events[2:]] == [

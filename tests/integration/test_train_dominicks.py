@@ -17,13 +17,13 @@ from pyspark.sql import functions as F
 from jobs import score
 from jobs.effects import estimate_version
 from jobs.train import train
-from lakehouse import modeling, registry, tracking
-from lakehouse.actions import Action
-from lakehouse.catalog import GOLD_BACKTEST, GOLD_FEATURES, GOLD_RECOMMENDATIONS
-from lakehouse.config import REPO_ROOT, Settings
-from lakehouse.features import with_action
-from lakehouse.ml_config import MLConfig, from_dict
-from lakehouse.runtime import Progress
+from lakehouse.io import tracking
+from lakehouse.io.catalog import GOLD_BACKTEST, GOLD_FEATURES, GOLD_RECOMMENDATIONS
+from lakehouse.ml import modeling, registry
+from lakehouse.ml.model_inputs import with_action
+from lakehouse.policy import Action, MLConfig, from_dict
+from lakehouse.progress import Progress
+from lakehouse.settings import REPO_ROOT, Settings
 from lakehouse.sources import dominicks
 from tests.integration.helpers import build, fresh_home, ingest, ingest_references, table
 

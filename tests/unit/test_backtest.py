@@ -7,9 +7,9 @@ from datetime import date, timedelta
 
 import pytest
 
-from lakehouse.gate import decide_backtest
 from lakehouse.ml import backtest as B
-from lakehouse.ml_config import from_dict
+from lakehouse.ml.gate import decide_backtest
+from lakehouse.policy import from_dict
 
 S = B.Settings(weeks=4, origins=2, baseline_weeks=3, min_controls=2, confidence=0.95)
 START = date(2024, 1, 1)

@@ -9,9 +9,9 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from lakehouse.bronze import parse_text, type_conflicts, with_contract_types
-from lakehouse.contracts import load_contract
-from lakehouse.deliveries import DeliveryError
+from lakehouse.contracts.model import load_contract
+from lakehouse.errors import DeliveryError
+from lakehouse.medallion.bronze import parse_text, type_conflicts, with_contract_types
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from jobs import contracts as contracts_job
-from lakehouse.contract_versions import compare, is_widening, problems
-from lakehouse.contracts import Contract, parse_contract
+from lakehouse.contracts.model import Contract, parse_contract
+from lakehouse.contracts.versions import compare, is_widening, problems
 
 BASE_COLUMNS = [
     {"name": "outlet_id", "physicalType": "string", "required": True, "primaryKey": True},

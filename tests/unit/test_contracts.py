@@ -8,9 +8,10 @@ import pytest
 import yaml
 from open_data_contract_standard.model import OpenDataContractStandard
 
-from lakehouse.catalog import TABLES
-from lakehouse.config import REPO_ROOT
-from lakehouse.contracts import ContractError, load_contract, parse_contract
+from lakehouse.contracts.model import load_contract, parse_contract
+from lakehouse.errors import ContractError
+from lakehouse.io.catalog import TABLES
+from lakehouse.settings import REPO_ROOT
 
 CONTRACTS = sorted((REPO_ROOT / "contracts").glob("*.yaml"))
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lakehouse.deliveries import DeliveredFile, DeliveryError, batch_id, csv_header
+from lakehouse.errors import DeliveryError
+from lakehouse.medallion.deliveries import DeliveredFile, batch_id, csv_header
 
 
 def test_csv_header_parses_quoted_names():
@@ -45,7 +46,7 @@ def test_format_comes_from_the_extension():
 
 def test_local_sources_may_be_glob_patterns_and_a_pattern_matching_nothing_is_an_error(tmp_path):
     from jobs.ingest import expand_sources
-    from lakehouse.runtime import UsageError
+    from lakehouse.errors import UsageError
 
     for week in ("2024-01-08", "2024-01-01"):
         (tmp_path / "sales" / f"week={week}").mkdir(parents=True)

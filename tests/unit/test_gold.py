@@ -8,8 +8,14 @@ import pytest
 from chispa import assert_approx_df_equality
 from pyspark.sql import functions as F
 
-from lakehouse.contracts import load_contract
-from lakehouse.gold import affected_feature_weeks, build_features, build_sales_weekly, feature_input_weeks, with_history
+from lakehouse.contracts.model import load_contract
+from lakehouse.medallion.gold import (
+    affected_feature_weeks,
+    build_features,
+    build_sales_weekly,
+    feature_input_weeks,
+    with_history,
+)
 
 W0 = date(2024, 1, 1)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lakehouse.lift import against_promise, arm_moments, cuped_lift
+from lakehouse.scoring.lift import against_promise, arm_moments, cuped_lift
 
 
 def _moments(x: np.ndarray, y: np.ndarray, holdout: np.ndarray, brand: str = "B") -> pd.DataFrame:

@@ -7,23 +7,12 @@ from datetime import date, timedelta
 import pytest
 from pyspark.sql import functions as F
 
-from lakehouse.contracts import Column, Contract, Rule
-from lakehouse.ml_config import from_dict
-from lakehouse.monitoring import (
-    DATA_DRIFT,
-    FAIL,
-    OK,
-    QUALITY,
-    WARN,
-    Check,
-    contract_checks,
-    decide,
-    freshness_checks,
-    profile,
-    quality_checks,
-    stratified_sample,
-    volume_check,
-)
+from lakehouse.contracts.model import Column, Contract, Rule
+from lakehouse.monitoring.checks import DATA_DRIFT, FAIL, OK, QUALITY, WARN, Check
+from lakehouse.monitoring.health import contract_checks, freshness_checks, volume_check
+from lakehouse.monitoring.profile import profile, stratified_sample
+from lakehouse.monitoring.retraining import decide, quality_checks
+from lakehouse.policy import from_dict
 
 CONFIG = from_dict({})
 POLICY = CONFIG.retraining  # cooldown 4 weeks, drift share 0.3

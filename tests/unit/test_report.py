@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lakehouse.report import top_lift_line
+from lakehouse.scoring.report import top_lift_line
 
 ROW = {
     "outlet_id": "O1",

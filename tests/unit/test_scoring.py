@@ -9,8 +9,8 @@ from statistics import NormalDist
 import pytest
 from chispa import assert_df_equality
 
-from lakehouse.features import Action, with_candidate_actions
-from lakehouse.runtime import DataError
+from lakehouse.errors import DataError
+from lakehouse.ml.model_inputs import Action, with_candidate_actions
 from lakehouse.scoring.lifts import EffectBook, lift
 from lakehouse.scoring.prices import promotion_cuts, with_typical_cuts
 from lakehouse.scoring.recommend import Rules, coverage, recommend

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from lakehouse.config import driver_java_options, load_settings
-from lakehouse.runtime import guarded
-from lakehouse.spark import SetupError, _check_java, jar_paths
+from lakehouse.errors import SetupError, guarded
+from lakehouse.io.spark import _check_java, jar_paths
+from lakehouse.settings import driver_java_options, load_settings
 
 
 def test_missing_delta_jars_name_the_files_and_the_fix(tmp_path):

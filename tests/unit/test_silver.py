@@ -7,8 +7,8 @@ from datetime import date, datetime
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from lakehouse.contracts import load_contract
-from lakehouse.silver import (
+from lakehouse.contracts.model import load_contract
+from lakehouse.medallion.silver import (
     DETAIL,
     KEY,
     REASON,

@@ -8,12 +8,12 @@ from datetime import date, timedelta
 import pytest
 from chispa import assert_approx_df_equality, assert_df_equality
 
-from lakehouse.evaluation import regression_metrics, time_splits
-from lakehouse.features import Action, promo_state, with_action
-from lakehouse.gate import Evidence, decide, decide_effects
-from lakehouse.ml_config import from_dict, load_ml_config
-from lakehouse.registry import champion_chain
-from lakehouse.runtime import UsageError
+from lakehouse.errors import UsageError
+from lakehouse.ml.evaluation import regression_metrics, time_splits
+from lakehouse.ml.gate import Evidence, decide, decide_effects
+from lakehouse.ml.model_inputs import Action, promo_state, with_action
+from lakehouse.ml.registry import champion_chain
+from lakehouse.policy import from_dict, load_ml_config
 
 WEEKS = [date(2024, 1, 1) + timedelta(weeks=i) for i in range(20)]
 GATE = from_dict({}).gate
@@ -202,7 +202,7 @@ def test_null_promotions_are_not_a_promo_state(spark):
 
 
 def test_monotone_constraints_follow_the_feature_order_and_refuse_unknown_features():
-    from lakehouse.modeling import monotone_constraints
+    from lakehouse.ml.modeling import monotone_constraints
 
     signs = monotone_constraints({"log_price": -1, "is_on_deal": 1, "units_lag_52": 1}, ("unit_price", "log_price"))
     # is_on_deal, is_featured, has_display, unit_price, log_price, two derived prices, four categories;

@@ -1,0 +1,1 @@
+"""Monitoring a week: profiles, data health, drift (Evidently) and the retraining decision."""
