@@ -4,7 +4,7 @@ For each size: build confounded synthetic gold features through the medallion (o
 `bench.training` does, with `sample-data synthetic --confounded`), then, each in a fresh process so
 peak memory is its own:
 - Spark: `lakehouse.ml.effects.estimate` with the `effects` config and the xgboost.spark nuisance
-  learner, as `jobs.effects.estimate_version` calls it; double ML only (the fixed-effects baseline has no
+  learner, as `lakehouse.ml.effects_flow.estimate_version` calls it; double ML only (the fixed-effects baseline has no
   EconML counterpart) and without cross prices (they change every brand's regression, and LinearDML
   has no rival brands' price residuals), the configured segments kept;
 - EconML: the same panel rows (`lakehouse.ml.panel`: demeaned within outlet x product, the same
@@ -83,13 +83,12 @@ def measure_spark(home: Path) -> dict:
     """Double ML on Spark as the effects job runs it (no cross prices): time, ALL estimates, memory."""
     from dataclasses import replace
 
-    from jobs.effects import _settings
     from lakehouse.ml import effects
     from lakehouse.ml import panel as P
 
     importlib.import_module("xgboost.spark")  # before the clock, as EconML's imports are
     spark, config, features_df = _features(home, "spark")
-    cfg = replace(_settings(config), cross_prices=False)
+    cfg = replace(effects.Settings.of(config.effects), cross_prices=False)
     learner = effects.learner(config.effects)
     start = time.perf_counter()
     rows = effects.estimate(features_df, cfg, learner, methods=(effects.DML,))

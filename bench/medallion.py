@@ -26,7 +26,7 @@ PRODUCTS, WEEKS = 20, 50
 START = date(2023, 1, 2)
 
 
-def _jvm_peak_heap_mb(spark) -> float:  # type: ignore[no-untyped-def]
+def _jvm_peak_heap_mb(spark) -> float:
     jvm = spark.sparkContext._jvm
     pools = jvm.java.lang.management.ManagementFactory.getMemoryPoolMXBeans()
     return sum(p.getPeakUsage().getUsed() for p in pools if p.getType().name() == "HEAP") / 2**20
@@ -37,7 +37,7 @@ def python_peak_rss_mb() -> int:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def _jvm_peak_rss_mb(spark) -> float:  # type: ignore[no-untyped-def]
+def _jvm_peak_rss_mb(spark) -> float:
     pid = spark.sparkContext._jvm.ProcessHandle.current().pid()
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -48,11 +48,17 @@ def _jvm_peak_rss_mb(spark) -> float:  # type: ignore[no-untyped-def]
 def run_one(rows: int, workdir: Path) -> dict:
     """Measure one size in this process; returns the figures as a dict."""
     os.environ["LAKEHOUSE_HOME"] = str(workdir / "home")
-    from jobs.build import build_gold, build_reference, build_silver_sales, sales_inputs, write_sales_conservation
-    from jobs.ingest import ingest_deliveries
     from jobs.sample_data import main as sample_data
     from lakehouse.io.catalog import BRONZE_OUTLETS, BRONZE_PRODUCTS, SILVER_OUTLETS, SILVER_PRODUCTS
     from lakehouse.io.spark import get_spark
+    from lakehouse.medallion.build_flow import (
+        build_gold,
+        build_reference,
+        build_silver_sales,
+        sales_inputs,
+        write_sales_conservation,
+    )
+    from lakehouse.medallion.ingest_flow import ingest_deliveries
     from lakehouse.settings import load_settings
     from lakehouse.weeks import utc_now
 

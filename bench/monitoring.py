@@ -3,8 +3,8 @@
 For each size, each step in a fresh process so peak memory is its own:
 - prepare: synthetic deliveries through bronze, silver and gold (as bench.training), then a champion
   trained and promoted by the normal `train` (fewer trees, one CV fold: the model is not what is measured);
-- monitor: `jobs.monitor.monitor_week` on the last week: data health, full-table profiles, predictions,
-  the stratified samples, three Evidently reports, MLflow run and Delta writes;
+- monitor: `lakehouse.monitoring.monitor_flow.monitor_week` on the last week: data health, full-table
+  profiles, predictions, the stratified samples, three Evidently reports, MLflow run and Delta writes;
 - floor: one plain Spark aggregation (count and mean of every monitored column) over the same rows the
   job compares, the week and the champion's reference weeks.
 Goal (issue 5): 10x the rows in under 2x the time, and flat driver memory.
@@ -30,7 +30,7 @@ CONFIG = {"training": {"cv_folds": 1, "params": {"xgboost": {"n_estimators": 30}
 LAST_WEEK = START + timedelta(weeks=WEEKS - 1)
 
 
-def _session(home: Path, name: str):  # type: ignore[no-untyped-def]
+def _session(home: Path, name: str):
     os.environ["LAKEHOUSE_HOME"] = str(home)
     config_file = home / "bench-config.json"
     config_file.write_text(json.dumps(CONFIG))  # JSON is YAML
@@ -48,7 +48,7 @@ def _session(home: Path, name: str):  # type: ignore[no-untyped-def]
 
 def prepare(rows: int, home: Path) -> dict:
     build_gold(rows, home)
-    from jobs.train import train
+    from lakehouse.ml.train_flow import train
 
     spark, settings, config = _session(home, "bench-monitoring-prepare")
     train(spark, settings, config, None, promote=True)
@@ -56,7 +56,7 @@ def prepare(rows: int, home: Path) -> dict:
 
 
 def monitor(home: Path) -> dict:
-    from jobs.monitor import monitor_week
+    from lakehouse.monitoring.monitor_flow import monitor_week
     from lakehouse.progress import Progress
 
     spark, settings, config = _session(home, "bench-monitoring-monitor")
@@ -73,9 +73,9 @@ def floor(home: Path) -> dict:
     """One aggregation over the week and the reference weeks: the least any full-table monitor must do."""
     from pyspark.sql import functions as F
 
-    from jobs.monitor import champion_reference
     from lakehouse.io import delta_io
     from lakehouse.io.catalog import GOLD_FEATURES
+    from lakehouse.monitoring.monitor_flow import champion_reference
 
     spark, settings, config = _session(home, "bench-monitoring-floor")
     ref = champion_reference(config.registry.model_name, config.monitoring.reference_weeks)

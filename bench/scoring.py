@@ -26,6 +26,7 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from bench.medallion import machine, python_peak_rss_mb, run_child, write_section
 
@@ -35,13 +36,13 @@ WEEK = date(2024, 6, 3)
 TRAIN_ROWS = 200_000
 
 
-def feature_rows(spark, n_outlets: int, seed: int, label: bool):  # type: ignore[no-untyped-def]
+def feature_rows(spark, n_outlets: int, seed: int, label: bool):
     """Gold-feature-shaped rows (one per outlet x product), deterministic; with a units label if asked."""
     from pyspark.sql import functions as F
 
     from lakehouse.sources.synthetic import BRANDS, CHANNELS, normal, uniform
 
-    def u(name: str):  # type: ignore[no-untyped-def]
+    def u(name: str):
         return uniform(seed, name, "id")
 
     base_price = 1.5 + 2.5 * uniform(seed, "base", "p")
@@ -119,13 +120,13 @@ def prepare(outlets: int, home: Path) -> dict:
     return {}
 
 
-def _rows(spark, home: Path):  # type: ignore[no-untyped-def]
+def _rows(spark, home: Path):
     """The scoring rows cached in Spark, clustered by outlet as `lakehouse score` builds them."""
     rows = spark.read.parquet(str(home / "rows")).repartition("outlet_id").cache()
     return rows, rows.count()
 
 
-def effect_book():  # type: ignore[no-untyped-def]
+def effect_book():
     """Generated effects: every brand's own price, promotions, dip and cross prices, overall and per segment."""
     from lakehouse.scoring.lifts import EffectBook
     from lakehouse.sources.synthetic import BRANDS, CHANNELS
@@ -231,7 +232,8 @@ def floor(home: Path) -> dict:
     booster = model.stages[3].get_booster()
     columns = model.stages[3].getOrDefault("features_cols")  # the pipeline's f_* columns, in order
     rows, _ = _rows(spark, home)
-    matrix = encode.transform(rows).select(*columns).toPandas().to_numpy(np.float32)
+    pdf: Any = encode.transform(rows).select(*columns).toPandas()
+    matrix = pdf.to_numpy(np.float32)
     booster.set_param({"nthread": os.cpu_count() or 2})
     start = time.perf_counter()
     predicted = np.maximum(np.expm1(booster.inplace_predict(matrix, missing=np.nan)), 0.0)

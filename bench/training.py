@@ -19,6 +19,7 @@ import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from bench.medallion import machine, python_peak_rss_mb, run_child, write_section
 
@@ -29,10 +30,10 @@ START = date(2023, 1, 2)
 def prepare(rows: int, home: Path, generator_args: tuple[str, ...] = ()) -> dict:
     """Synthetic deliveries (`sample-data synthetic ... *generator_args`) -> bronze -> silver -> gold features."""
     os.environ["LAKEHOUSE_HOME"] = str(home)
-    from jobs.build import build_weeks
-    from jobs.ingest import ingest_deliveries
     from jobs.sample_data import main as sample_data
     from lakehouse.io.spark import get_spark
+    from lakehouse.medallion.build_flow import build_weeks
+    from lakehouse.medallion.ingest_flow import ingest_deliveries
     from lakehouse.progress import Progress
     from lakehouse.settings import load_settings
     from lakehouse.weeks import utc_now
@@ -64,7 +65,7 @@ def prepare(rows: int, home: Path, generator_args: tuple[str, ...] = ()) -> dict
     return {}
 
 
-def _split(spark, settings):  # type: ignore[no-untyped-def]
+def _split(spark, settings):
     from lakehouse.io import delta_io
     from lakehouse.io.catalog import GOLD_FEATURES
     from lakehouse.ml import modeling
@@ -102,7 +103,7 @@ def measure(path: str, home: Path) -> dict:
     return _single_node(pipeline, train, holdout, params, numeric)
 
 
-def _single_node(pipeline, train, holdout, params, numeric) -> dict:  # type: ignore[no-untyped-def]
+def _single_node(pipeline, train, holdout, params, numeric) -> dict:
     import numpy as np
     from pyspark.ml import Pipeline
     from pyspark.sql import functions as F
@@ -114,9 +115,9 @@ def _single_node(pipeline, train, holdout, params, numeric) -> dict:  # type: ig
     encode = Pipeline(stages=pipeline.getStages()[:3]).fit(train)  # SQL casts, indexer, codes
     columns = modeling.feature_columns(numeric)
 
-    def collect(df):  # type: ignore[no-untyped-def]
+    def collect(df):
         out = encode.transform(with_log_label(df)).select(*columns, "log_units", F.col("units").cast("double"))
-        pdf = out.toPandas()
+        pdf: Any = out.toPandas()
         return pdf[columns].to_numpy(np.float32), pdf["log_units"].to_numpy(), pdf["units"].to_numpy()
 
     start = time.perf_counter()

@@ -74,6 +74,7 @@ def check_delta(home: Path) -> None:
         versions = sorted(row.version for row in DeltaTable.forPath(spark, path).history().collect())
         assert versions == [0, 1], versions
         jvm = spark.sparkContext._jvm
+        assert jvm is not None
         loader = jvm.java.lang.Thread.currentThread().getContextClassLoader()
         for name in JVM_CLASSES:
             jvm.java.lang.Class.forName(name, False, loader)

@@ -9,9 +9,9 @@ import argparse
 from collections.abc import Sequence
 from datetime import timedelta
 
-from jobs.build import build_weeks
 from lakehouse.cli.args import iso_date, run_main
 from lakehouse.io.spark import get_spark
+from lakehouse.medallion.build_flow import build_weeks
 from lakehouse.progress import Progress
 from lakehouse.settings import load_settings
 from lakehouse.weeks import week_range

@@ -71,7 +71,7 @@ def _synthetic(args: argparse.Namespace, progress: Progress) -> int:
     spark = get_spark("lakehouse-sample-data")
     out = str(args.out.resolve())
 
-    def write(df, path: str, partition_by: tuple[str, ...] = ()) -> None:  # type: ignore[no-untyped-def]
+    def write(df, path: str, partition_by: tuple[str, ...] = ()) -> None:
         writer = df.write.mode("overwrite").partitionBy(*partition_by)
         if args.format == "csv":
             writer.option("header", True).csv(path)

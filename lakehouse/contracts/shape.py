@@ -1,8 +1,11 @@
-"""Shape a DataFrame to a contract: the explicit select every builder ends with."""
+"""Shape a DataFrame to a contract: the explicit select every builder ends with, and Python rows as a frame."""
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.contracts.model import Contract
@@ -26,6 +29,17 @@ def select_contract(df: DataFrame, contract: Contract, extra: tuple[str, ...] = 
     return df.select(*columns, *[F.col(c) for c in extra])
 
 
-def contract_ddl(contract: Contract) -> str:
-    """The contract's columns as a Spark DDL schema string (for building small frames from Python rows)."""
-    return ", ".join(f"`{c.name}` {c.physical_type}" for c in contract.columns)
+def rows_to_df(spark: SparkSession, contract: Contract, rows: Iterable[Mapping[str, Any]]) -> DataFrame:
+    """Python rows (mappings keyed by column name) as a frame in the contract's columns, order and types.
+
+    A column the rows lack is null, or computed when the contract gives its `transformLogic`. A key the
+    contract does not have is an error: a misspelt column must not pass as an empty one.
+    """
+    rows = list(rows)
+    unknown = sorted(set().union(*rows) - set(contract.column_names)) if rows else []
+    if unknown:
+        raise ValueError(f"{contract.name}: rows have columns the contract does not: {', '.join(unknown)}")
+    given = [c for c in contract.columns if not c.transform or any(c.name in r for r in rows)]
+    ddl = ", ".join(f"`{c.name}` {c.physical_type}" for c in given)
+    df = spark.createDataFrame([tuple(r.get(c.name) for c in given) for r in rows], schema=ddl)
+    return select_contract(df, contract)

@@ -77,6 +77,30 @@ def replace_where(df: DataFrame, table: Table, settings: Settings, predicate: st
     )
 
 
+def holds(df: DataFrame, table: Table, settings: Settings, predicate: str, ignore: tuple[str, ...] = ()) -> bool:
+    """True when the table's rows matching `predicate` are exactly `df`'s rows, apart from the `ignore`
+    columns (ids that differ between two runs that computed the same: an MLflow run, an inputs id)."""
+    spark = df.sparkSession
+    if not exists(spark, table, settings):
+        return False
+    stored = read(spark, table, settings).filter(predicate)
+    if set(stored.columns) != set(df.columns):
+        return False  # the contract changed: write the rows in the new shape
+    columns = [c for c in df.columns if c not in ignore]
+    return fingerprint(stored.select(*columns)) == fingerprint(df.select(*columns))
+
+
+def write_if_changed(
+    df: DataFrame, table: Table, settings: Settings, predicate: str, ignore: tuple[str, ...] = ()
+) -> bool:
+    """Replace the rows matching `predicate` with `df` unless the table `holds` them already (then no new
+    Delta version: re-running a job for the same period changes nothing); True when written."""
+    if holds(df, table, settings, predicate, ignore):
+        return False
+    replace_where(df, table, settings, predicate)
+    return True
+
+
 def overwrite(df: DataFrame, table: Table, settings: Settings) -> None:
     """Replace the whole table, schema included (small reference tables rebuilt from bronze)."""
     _writer(df, table, "overwrite").option("overwriteSchema", "true").save(table.path(settings))

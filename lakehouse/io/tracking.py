@@ -53,7 +53,9 @@ def git_commit() -> str:
     return sha + ("+dirty" if dirty else "")
 
 
-def lineage_tags(tables: dict[str, tuple[str, int]], contracts: dict[str, str], spark_master: str) -> dict[str, Any]:
+def lineage_tags(
+    tables: dict[str, tuple[str, int]], contracts: dict[str, str], spark_master: str | None
+) -> dict[str, Any]:
     """Tags that let a run be reproduced: table -> (path, Delta version), contract versions, commit, master."""
     tags: dict[str, Any] = {"git_commit": git_commit(), "spark_master": spark_master}
     for name, (path, table_version) in tables.items():

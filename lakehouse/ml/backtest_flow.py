@@ -8,6 +8,7 @@ kept, or copied from the version that computed them, as the effects are.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -40,11 +41,7 @@ def settings_of(config: MLConfig) -> B.Settings:
 
 def effects_settings(config: MLConfig) -> effects.Settings:
     """The effects config, overall only and without cross prices: the back-test predicts own promotions."""
-    c = config.effects
-    return effects.Settings(
-        [], c.folds, c.min_group_rows, c.min_treated_rows, c.min_treated_share, c.min_price_sd, c.confidence,
-        False,
-    )  # fmt: skip
+    return replace(effects.Settings.of(config.effects), segments=[], cross_prices=False)
 
 
 def scored_promotions(features_df: DataFrame, config: MLConfig, progress: Progress) -> tuple[DataFrame | None, str]:

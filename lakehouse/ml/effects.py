@@ -61,6 +61,14 @@ class Settings:
     confidence: float
     cross_prices: bool = True
 
+    @classmethod
+    def of(cls, c: EffectsConfig) -> Settings:
+        """The `effects` section of the config."""
+        return cls(
+            c.segments, c.folds, c.min_group_rows, c.min_treated_rows, c.min_treated_share, c.min_price_sd,
+            c.confidence, c.cross_prices,
+        )  # fmt: skip
+
 
 def learner(c: EffectsConfig) -> Learner:
     """The configured nuisance learner (`effects.nuisance_fit`): native xgboost in Spark tasks, or xgboost.spark."""

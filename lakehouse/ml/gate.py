@@ -30,7 +30,7 @@ class Evidence:
 class GateResult:
     passed: bool
     reasons: tuple[str, ...]
-    metrics: dict[str, float]
+    metrics: dict[str, float | str | None]  # figures, and the champion version compared with (None: none)
 
     def summary(self) -> str:
         return "passed" if self.passed else "failed: " + "; ".join(self.reasons)
@@ -63,7 +63,7 @@ def decide(
             reasons.append(
                 f"segment {segment}: wape {wape:.4f} worse than {ref:.4f} by more than {cfg.segment_tolerance:.0%}"
             )
-    metrics = {"challenger_wape": challenger.wape, "challenger_bias": challenger.bias}
+    metrics: dict[str, float | str | None] = {"challenger_wape": challenger.wape, "challenger_bias": challenger.bias}
     if champion is not None:
         metrics |= {"champion_wape": champion.wape, "champion_bias": champion.bias}
         needed = champion.wape * (1 - cfg.min_improvement)

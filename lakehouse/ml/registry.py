@@ -63,6 +63,18 @@ def alias_version(name: str, alias: str) -> str | None:
         return None
 
 
+def champion(name: str) -> Any:
+    """The model version @champion points to now (resolved once; scoring then uses that version)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client().get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        raise DataError(
+            f"model {name!r} has no @champion: run `lakehouse train` (or `lakehouse models promote`) first"
+        ) from None
+
+
 def trained_version(name: str, wanted: str | None) -> Any:
     """The version asked for, else @challenger (the latest trained), else @champion."""
     registry = client()
@@ -84,7 +96,7 @@ def features_version(run_id: str) -> int:
 
 
 def _append_event(spark: SparkSession, settings: Settings, event: Event, at: datetime) -> None:
-    from lakehouse.contracts.shape import contract_ddl
+    from lakehouse.contracts.shape import rows_to_df
     from lakehouse.io import delta_io
 
     event_id = uuid.uuid4().hex
@@ -96,8 +108,7 @@ def _append_event(spark: SparkSession, settings: Settings, event: Event, at: dat
         "gate_metrics": json.dumps(event.gate_metrics, sort_keys=True) if event.gate_metrics is not None else None,
     }
     contract = load_contract(MODEL_AUDIT.contract, settings.contracts_dir)
-    row = tuple(values[c.name] for c in contract.columns)
-    df = spark.createDataFrame([row], schema=contract_ddl(contract))
+    df = rows_to_df(spark, contract, [values])
     delta_io.append_once(df, MODEL_AUDIT, settings, f"audit-{event_id}")
 
 
@@ -134,12 +145,12 @@ def history(spark: SparkSession, settings: Settings, name: str) -> DataFrame:
     # pyspark only here and in the writes: `lakehouse models list|show|history` run without it.
     from pyspark.sql import functions as F
 
-    from lakehouse.contracts.shape import contract_ddl
+    from lakehouse.contracts.shape import rows_to_df
     from lakehouse.io import delta_io
 
     if not delta_io.exists(spark, MODEL_AUDIT, settings):
         contract = load_contract(MODEL_AUDIT.contract, settings.contracts_dir)
-        return spark.createDataFrame([], schema=contract_ddl(contract))
+        return rows_to_df(spark, contract, [])
     return (
         delta_io.read(spark, MODEL_AUDIT, settings).filter(F.col("model_name") == name).orderBy("event_at", "event_id")
     )

@@ -1,6 +1,6 @@
 """Train and evaluate on the gold feature table: rolling-origin folds, a sealed holdout, baselines, what-ifs.
 
-Everything here takes DataFrames and returns models and small dicts; jobs/train.py reads the tables
+Everything here takes DataFrames and returns models and small dicts; lakehouse/ml/train_flow.py reads the tables
 and logs the results to MLflow.
 """
 

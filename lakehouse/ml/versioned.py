@@ -14,7 +14,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.contracts.model import load_contract
-from lakehouse.contracts.shape import contract_ddl, select_contract
+from lakehouse.contracts.shape import rows_to_df
 from lakehouse.io import delta_io
 from lakehouse.io.catalog import GOLD_FEATURES, Table
 from lakehouse.io.lineage import code_id, inputs_id
@@ -82,8 +82,7 @@ def rows_of_version(
     else:
         rows = [{**r, **ids} for r in compute()]
     contract = load_contract(table.contract, settings.contracts_dir)
-    tuples = [tuple(row.get(c) for c in contract.column_names) for row in rows]
-    df = select_contract(spark.createDataFrame(tuples, schema=contract_ddl(contract)), contract)
+    df = rows_to_df(spark, contract, rows)
     delta_io.replace_where(df, table, settings, f"model_name = '{name}' AND model_version = '{version}'")
     progress(f"wrote {len(rows)} rows to {table.name}")
     return rows, True

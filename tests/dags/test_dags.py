@@ -279,8 +279,8 @@ def trained_home(spark, tmp_path, monkeypatch):
     """A home with 12 synthetic weeks built in-process and a champion (the DAGs then run the next steps)."""
     import yaml
 
-    from jobs.train import train
     from lakehouse.io import tracking
+    from lakehouse.ml.train_flow import train
     from lakehouse.policy import load_ml_config
     from tests.integration.helpers import build, ingest
 

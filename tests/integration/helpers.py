@@ -13,10 +13,10 @@ import yaml
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 
-from jobs.build import build_weeks
-from jobs.ingest import IngestResult, ingest_deliveries
 from lakehouse.io import delta_io
 from lakehouse.io.catalog import Table
+from lakehouse.medallion.build_flow import build_weeks
+from lakehouse.medallion.ingest_flow import IngestResult, ingest_deliveries
 from lakehouse.progress import Progress
 from lakehouse.settings import Settings, load_settings
 from lakehouse.weeks import utc_now

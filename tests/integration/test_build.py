@@ -7,7 +7,6 @@ from datetime import date
 
 from pyspark.sql import functions as F
 
-from jobs.build import build_silver_sales, sales_inputs
 from lakehouse.io.catalog import (
     CONSERVATION,
     GOLD_FEATURES,
@@ -17,6 +16,7 @@ from lakehouse.io.catalog import (
     SILVER_PRODUCTS,
     SILVER_SALES,
 )
+from lakehouse.medallion.build_flow import build_silver_sales, sales_inputs
 from tests.conftest import SALES_HEADER, write_csv
 from tests.integration.helpers import assert_same_content, build, ingest, ingest_references, table, version
 
@@ -135,7 +135,7 @@ def test_building_twice_changes_nothing(spark, settings, tmp_path, reference_del
 
 
 def build_weeks_forced(spark, settings) -> None:
-    from jobs.build import build_weeks
+    from lakehouse.medallion.build_flow import build_weeks
     from lakehouse.progress import Progress
 
     build_weeks(spark, settings, WEEK1, WEEK2, Progress("test-build"), force=True)

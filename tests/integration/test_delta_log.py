@@ -16,11 +16,11 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs.models import HISTORY_COLUMNS
 from jobs.score import print_top
 from lakehouse.io import delta_io, delta_log
 from lakehouse.io.catalog import BRONZE_FILES, GOLD_RECOMMENDATIONS, SILVER_SALES, TABLES
 from lakehouse.ml import registry
+from lakehouse.ml.models_flow import HISTORY_COLUMNS
 from lakehouse.policy import load_ml_config
 from lakehouse.settings import Settings, load_settings
 from tests.conftest import write_csv

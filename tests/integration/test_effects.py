@@ -19,10 +19,10 @@ from jobs import backtest as backtest_job
 from jobs import effects as effects_job
 from jobs import models as models_job
 from jobs import sample_data
-from jobs.train import train
 from lakehouse.io import delta_io, tracking
 from lakehouse.io.catalog import GOLD_BACKTEST, GOLD_EFFECTS, GOLD_FEATURES
 from lakehouse.ml import effects, panel, registry
+from lakehouse.ml.train_flow import train
 from lakehouse.policy import MLConfig, from_dict
 from lakehouse.settings import Settings
 from tests.integration.helpers import fresh_home, land_and_build, table

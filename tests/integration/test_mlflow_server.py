@@ -24,13 +24,13 @@ import mlflow.spark
 import pytest
 from pyspark.sql import functions as F
 
-from jobs import models, sample_data, score
-from jobs.train import train
+from jobs import sample_data, score
 from lakehouse.errors import RegistryError
 from lakehouse.io import tracking
 from lakehouse.io.catalog import GOLD_FEATURES, GOLD_RECOMMENDATIONS
-from lakehouse.ml import modeling, registry
+from lakehouse.ml import modeling, models_flow, registry
 from lakehouse.ml.model_inputs import model_input_columns
+from lakehouse.ml.train_flow import train
 from lakehouse.policy import from_dict
 from lakehouse.settings import PII_SECRET_ENV, Settings, load_settings
 from tests.integration import servers
@@ -178,19 +178,19 @@ def test_train_promote_score_and_rollback_through_an_mlflow_server_on_postgresql
     passed = client.get_model_version(NAME, "2").tags["gate.passed"] == "true"
     if not passed:  # same data and config: usually no 1% improvement over the champion
         with pytest.raises(RegistryError, match="use --force"):
-            models.promote(spark, settings, NAME, "2", "not without force", force=False)
-    promoted = models.promote(spark, settings, NAME, "2", "integration test", force=not passed)
+            models_flow.promote(spark, settings, NAME, "2", "not without force", force=False)
+    promoted = models_flow.promote(spark, settings, NAME, "2", "integration test", force=not passed)
     assert promoted == {"model": NAME, "champion": "2", "previous": "1", "forced": not passed}
     assert _champion_in_postgres(postgres) == [(NAME, 2)]
 
-    assert models.rollback(spark, settings, NAME, "back to the first") == {
+    assert models_flow.rollback(spark, settings, NAME, "back to the first") == {
         "model": NAME,
         "champion": "1",
         "previous": "2",
     }
     assert client.get_model_version_by_alias(NAME, registry.CHAMPION).version == "1"
     assert _champion_in_postgres(postgres) == [(NAME, 1)]
-    listed = {v["version"]: v["aliases"] for v in models.list_versions(NAME)}
+    listed = {v["version"]: v["aliases"] for v in models_flow.list_versions(NAME)}
     assert listed == {"2": ["challenger"], "1": ["champion"]}
     assert client.get_model_version(NAME, "1").tags["champion.rollback_reason"] == "back to the first"
 

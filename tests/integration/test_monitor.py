@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 
 from jobs import monitor, sample_data
-from jobs.train import train
 from lakehouse.io import delta_io, tracking
 from lakehouse.io.catalog import GOLD_MONITORING, RETRAIN_REQUESTS
 from lakehouse.ml import registry
+from lakehouse.ml.train_flow import train
+from lakehouse.monitoring import monitor_flow
 from lakehouse.monitoring.checks import DATA_DRIFT, QUALITY
 from lakehouse.policy import from_dict
 from lakehouse.progress import Progress
@@ -68,7 +69,7 @@ def scenario(spark, tmp_path_factory) -> Iterator[dict[str, Any]]:
         deliveries = {i: raw / "sales" / f"week={week(i)}" for i in range(WEEKS)}
 
         def monitor_week(i: int) -> tuple[Any, Any]:
-            return monitor.monitor_week(spark, settings, config, week(i), Progress("test-monitor"))
+            return monitor_flow.monitor_week(spark, settings, config, week(i), Progress("test-monitor"))
 
         def requests() -> list[Any]:
             if not delta_io.exists(spark, RETRAIN_REQUESTS, settings):
@@ -95,9 +96,11 @@ def scenario(spark, tmp_path_factory) -> Iterator[dict[str, Any]]:
         with redirect_stdout(io.StringIO()) as said:
             steps["again"] = monitor_week(36), requests()
         steps["again_said"] = said.getvalue()
-        ref = monitor.champion_reference(NAME, config.monitoring.reference_weeks)
+        ref = monitor_flow.champion_reference(NAME, config.monitoring.reference_weeks)
         other = replace(config, monitoring=replace(config.monitoring, sample_rows=1000))
-        steps["inputs"] = [monitor.measure_inputs(spark, settings, c, week(36), ref) for c in (config, config, other)]
+        steps["inputs"] = [
+            monitor_flow.measure_inputs(spark, settings, c, week(36), ref) for c in (config, config, other)
+        ]
         steps["monitoring_version_again"] = delta_io.version(spark, GOLD_MONITORING, settings)
         steps["cooldown"] = monitor_week(37), requests()
         steps["not_landed"] = monitor_week(WEEKS), requests()  # a week nobody delivered yet

@@ -19,13 +19,14 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import measure_lift, sample_data, score
-from jobs.train import train
 from lakehouse.errors import DataError
 from lakehouse.io import delta_io, tracking
 from lakehouse.io.catalog import GOLD_LIFT, GOLD_RECOMMENDATIONS, GOLD_SALES_WEEKLY
 from lakehouse.ml import registry
+from lakehouse.ml.train_flow import train
 from lakehouse.policy import MLConfig, from_dict
 from lakehouse.progress import Progress
+from lakehouse.scoring import lift_flow, score_flow
 from lakehouse.scoring.rows import holdout_fraction
 from lakehouse.settings import Settings
 from lakehouse.sources import synthetic
@@ -132,9 +133,9 @@ def test_rescoring_a_week_replaces_that_week_only(spark, world):
     settings, config, _ = world
     before = _week(spark, settings, TARGET).localCheckpoint()
     earlier = TARGET - timedelta(weeks=1)  # a week with actuals can be scored too (a backfill)
-    score.score_week(spark, settings, config, earlier, Progress("test"))
+    score_flow.score_week(spark, settings, config, earlier, Progress("test"))
     after_earlier = delta_io.version(spark, GOLD_RECOMMENDATIONS, settings)
-    score.score_week(spark, settings, config, TARGET, Progress("test"))
+    score_flow.score_week(spark, settings, config, TARGET, Progress("test"))
     assert_same_content(_week(spark, settings, TARGET), before)
     assert delta_io.version(spark, GOLD_RECOMMENDATIONS, settings) == after_earlier  # same result: not rewritten
     weeks = {
@@ -150,30 +151,30 @@ def test_rescoring_a_week_replaces_that_week_only(spark, world):
 
 def test_a_week_scored_from_the_same_inputs_is_kept_and_a_config_change_rescores_it(spark, world, capsys):
     settings, config, _ = world
-    inputs, _ = score.score_inputs(spark, settings, config, TARGET, score.champion(NAME))
+    inputs, _ = score_flow.score_inputs(spark, settings, config, TARGET, registry.champion(NAME))
     before = _week(spark, settings, TARGET).localCheckpoint()
     assert {r.inputs for r in before.select("inputs").distinct().collect()} == {inputs}
     written = delta_io.version(spark, GOLD_RECOMMENDATIONS, settings)
     capsys.readouterr()
-    kept = score.score_week(spark, settings, config, TARGET, Progress("test"))
+    kept = score_flow.score_week(spark, settings, config, TARGET, Progress("test"))
     assert "scored from the same inputs" in capsys.readouterr().out  # the model was not even loaded
     assert kept["rows"] == OUTLETS * PRODUCTS and delta_io.version(spark, GOLD_RECOMMENDATIONS, settings) == written
 
     # A rule changed in config is a new input: the week is scored again under it, then back.
     strict = replace(config, scoring=replace(config.scoring, min_lift_pct=config.scoring.min_lift_pct + 1e6))
-    assert score.score_week(spark, settings, strict, TARGET, Progress("test"))["recommended"] == 0
+    assert score_flow.score_week(spark, settings, strict, TARGET, Progress("test"))["recommended"] == 0
     assert "scored from the same inputs" not in capsys.readouterr().out
     assert delta_io.version(spark, GOLD_RECOMMENDATIONS, settings) == written + 1
-    score.score_week(spark, settings, config, TARGET, Progress("test"))
+    score_flow.score_week(spark, settings, config, TARGET, Progress("test"))
     assert_same_content(_week(spark, settings, TARGET), before)
 
 
 def test_measured_lift_covers_the_true_effect_of_the_recommendations(spark, world, capsys):
     settings, config, paths = world
     with pytest.raises(DataError, match="have not landed"):
-        measure_lift.measure_week(spark, settings, config, TARGET, Progress("test"))
+        lift_flow.measure_week(spark, settings, config, TARGET, Progress("test"))
     with pytest.raises(DataError, match="was not scored"):
-        measure_lift.measure_week(spark, settings, config, TARGET + timedelta(weeks=1), Progress("test"))
+        lift_flow.measure_week(spark, settings, config, TARGET + timedelta(weeks=1), Progress("test"))
     # The generator sells week TARGET: treated outlets follow their recommendation, holdout outlets the plan.
     actions = {a.name: a for a in config.scoring.candidate_actions()}
     recs = _week(spark, settings, TARGET).collect()
@@ -233,7 +234,7 @@ def test_measured_lift_covers_the_true_effect_of_the_recommendations(spark, worl
     # Measuring again changes nothing, not even the table's Delta version.
     before, written = table(spark, settings, GOLD_LIFT).localCheckpoint(), version(spark, settings, GOLD_LIFT)
     capsys.readouterr()
-    measure_lift.measure_week(spark, settings, config, TARGET, Progress("test"))
+    lift_flow.measure_week(spark, settings, config, TARGET, Progress("test"))
     assert "measured from the same inputs" in capsys.readouterr().out
     assert_same_content(table(spark, settings, GOLD_LIFT), before)
     assert version(spark, settings, GOLD_LIFT) == written
@@ -243,4 +244,4 @@ def test_scoring_without_a_champion_is_a_clear_error(settings, monkeypatch):
     monkeypatch.delenv("LAKEHOUSE_CONFIG", raising=False)
     tracking.configure(settings, "empty", {})
     with pytest.raises(DataError, match="has no @champion"):
-        score.champion("no_such_model")
+        registry.champion("no_such_model")

@@ -14,13 +14,13 @@ import mlflow
 import pytest
 from pyspark.sql import functions as F
 
-from jobs import models, sample_data
-from jobs.train import reproduce, train
+from jobs import sample_data
 from lakehouse.errors import RegistryError
 from lakehouse.io import tracking
 from lakehouse.io.catalog import GOLD_FEATURES
-from lakehouse.ml import modeling, registry
+from lakehouse.ml import modeling, models_flow, registry
 from lakehouse.ml.model_inputs import filter_weeks
+from lakehouse.ml.train_flow import reproduce, train
 from lakehouse.ml.training import train_and_evaluate
 from lakehouse.policy import MLConfig, from_dict
 from lakehouse.settings import Settings
@@ -155,19 +155,19 @@ def test_a_challenger_no_better_than_the_champion_is_not_promoted_and_force_and_
     assert gate_metrics["champion_version"] == "1" and gate_metrics["champion_wape"] > 0
 
     with pytest.raises(RegistryError, match=r"version 2 failed the gate .*use --force"):
-        models.promote(spark, settings, NAME, "2", "looks fine to me", force=False)
-    forced = models.promote(spark, settings, NAME, "2", "hotfix for the demo", force=True)
+        models_flow.promote(spark, settings, NAME, "2", "looks fine to me", force=False)
+    forced = models_flow.promote(spark, settings, NAME, "2", "hotfix for the demo", force=True)
     assert forced == {"model": NAME, "champion": "2", "previous": "1", "forced": True}
     assert registry.client().get_model_version(NAME, "2").tags["champion.promote_forced"] == "true"
 
-    assert models.rollback(spark, settings, NAME, "forced model misbehaves") == {
+    assert models_flow.rollback(spark, settings, NAME, "forced model misbehaves") == {
         "model": NAME,
         "champion": "1",
         "previous": "2",
     }
     assert registry.alias_version(NAME, "champion") == "1"
     with pytest.raises(RegistryError, match="no previous champion"):
-        models.rollback(spark, settings, NAME, "again")
+        models_flow.rollback(spark, settings, NAME, "again")
     events = [r.asDict() for r in registry.history(spark, settings, NAME).collect()]
     assert [(e["action"], e["alias"], e["from_version"], e["to_version"], e["forced"]) for e in events[2:]] == [
         ("register", "challenger", "1", "2", False),

@@ -15,14 +15,15 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import score
-from jobs.effects import estimate_version
-from jobs.train import train
 from lakehouse.io import tracking
 from lakehouse.io.catalog import GOLD_BACKTEST, GOLD_FEATURES, GOLD_RECOMMENDATIONS
 from lakehouse.ml import modeling, registry
+from lakehouse.ml.effects_flow import estimate_version
 from lakehouse.ml.model_inputs import with_action
+from lakehouse.ml.train_flow import train
 from lakehouse.policy import Action, MLConfig, from_dict
 from lakehouse.progress import Progress
+from lakehouse.scoring import score_flow
 from lakehouse.settings import REPO_ROOT, Settings
 from lakehouse.sources import dominicks
 from tests.integration.helpers import build, fresh_home, ingest, ingest_references, table
@@ -96,7 +97,7 @@ def test_on_dominicks_recommendations_are_priced_supported_and_within_the_back_t
     promise exceeds what the same brand's promotions of that kind realised in the back-test."""
     settings, config = trained
     week = date(1992, 10, 12)
-    assert score.score_week(spark, settings, config, week, Progress("test-score"))["rows"] > 800
+    assert score_flow.score_week(spark, settings, config, week, Progress("test-score"))["rows"] > 800
     recs = table(spark, settings, GOLD_RECOMMENDATIONS).filter(F.col("week_start") == F.lit(week)).collect()
     backtest = {(r.brand, r.action): r for r in table(spark, settings, GOLD_BACKTEST).collect()}
     assert backtest["ALL", "ALL"].promotions > 100, backtest["ALL", "ALL"]

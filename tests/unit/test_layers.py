@@ -3,7 +3,8 @@
 From the bottom: the base (errors, settings, the week calendar, progress lines, deterministic draws, the
 policy), then storage and contracts (`io/`, `contracts/`), then the stages in the order data flows
 (medallion <- ml <- scoring <- monitoring), then what sits on top of them all (the CLI, the DAGs' shared
-orchestration, the sample-data sources). `jobs/` may import any of it.
+orchestration, the sample-data sources), and last `jobs/`: each job parses its arguments and calls one
+flow, so it may import any of the library but never another job.
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"cli", "orchestration", "sources"}),
 )
 LIBRARY = REPO_ROOT / "lakehouse"
+JOBS = len(LAYERS)  # the layer of `jobs.<name>`
 
 
 def layer_of(module: str) -> int | None:
-    """The layer of a `lakehouse.<part>...` module; None for other packages."""
+    """The layer of a `lakehouse.<part>...` or `jobs.<name>` module; None for other packages."""
     parts = module.split(".")
+    if parts[0] == "jobs":
+        return JOBS
     if parts[0] != "lakehouse" or len(parts) < 2:
         return None
     found = [i for i, names in enumerate(LAYERS) if parts[1] in names]
@@ -74,12 +78,23 @@ def test_no_module_imports_a_later_stage_or_the_cli():
     assert upward_imports(sorted(LIBRARY.rglob("*.py"))) == []
 
 
+def test_no_job_imports_a_job():
+    """What two jobs share lives in a flow, so every command's code is its job plus the library."""
+    jobs = sorted((REPO_ROOT / "jobs").glob("*.py"))
+    assert len(jobs) > 10
+    assert [f"{module_name(p)} imports {n}" for p in jobs for n in sorted(imported(p)) if layer_of(n) == JOBS] == []
+
+
 def test_the_check_finds_an_upward_import(tmp_path):
-    """A medallion module that imported scoring or the CLI, even inside a function, would be reported."""
+    """A medallion module that imported scoring, the CLI or a job, even inside a function, would be reported."""
     probe = tmp_path / "lakehouse" / "medallion" / "probe.py"
     probe.parent.mkdir(parents=True)
-    probe.write_text("from lakehouse.scoring.rows import in_holdout\n\ndef f():\n    from lakehouse.cli import args\n")
+    probe.write_text(
+        "from lakehouse.scoring.rows import in_holdout\n\ndef f():\n    from lakehouse.cli import args\n"
+        "    import jobs.score\n"
+    )
     assert upward_imports([probe], tmp_path) == [
+        "lakehouse.medallion.probe (layer 2) imports jobs.score (layer 7)",
         "lakehouse.medallion.probe (layer 2) imports lakehouse.cli (layer 6)",
         "lakehouse.medallion.probe (layer 2) imports lakehouse.scoring.rows (layer 4)",
     ]
