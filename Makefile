@@ -19,12 +19,13 @@ KUBE_VERSION := 1.30.0
 # What `lakehouse contracts check` compares the contracts with: the commit before (CI), or e.g. origin/main.
 CONTRACTS_BASE ?= HEAD~1
 
-.PHONY: setup venv bytecode jars jvm-archive data run test test-fast check hadolint helm bench up down clean help
+.PHONY: setup venv bytecode jars jvm-archive data run test test-fast check docs hadolint helm bench up down clean help
 help:
 	@echo "make run    set up everything, then run the DAGs through Airflow over Dominick's weeks: ingest, build, train, score, lift, monitor"
 	@echo "make test   set up everything, then run the tests"
 	@echo "make test-fast  the tests without the slow ones (servers, spark-submit, the cluster, the image) and the module-sized worlds: a few minutes"
 	@echo "make check  ruff, mypy, data contract lint and version check, hadolint, helm lint/template + checkov of helm/lakehouse"
+	@echo "make docs   regenerate docs/reference/{cli,tables,configuration}.md from the code (a test fails when stale)"
 	@echo "make up     start the Airflow UI (api-server, scheduler, dag-processor) and the MLflow UI on localhost; make down stops them"
 	@echo "make bench  medallion, training, scoring, monitoring and effects benchmarks (figures to stdout; bench/RESULTS.md by hand)"
 
@@ -75,6 +76,9 @@ test: setup $(HELM)
 # `make test` runs everything.
 test-fast: setup $(HELM)
 	$(PYTEST) -m "not slow and not world" --durations=10
+
+docs: venv
+	$(BIN)/python -m lakehouse.cli.reference
 
 $(TOOLS)/.installed:
 	$(PYTHON) -m venv $(TOOLS)

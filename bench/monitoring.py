@@ -42,7 +42,7 @@ def _session(home: Path, name: str):
 
     settings, config = load_settings(), load_ml_config()
     spark = get_spark(name, settings)
-    tracking.configure(settings, config.registry.experiment, {})
+    tracking.configure(settings, config.registry.experiment)
     return spark, settings, config
 
 

@@ -10,7 +10,6 @@ from the same inputs writes nothing. The effects gate runs the same back-test be
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 
 from lakehouse.cli.args import run_main
@@ -40,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         from lakehouse.ml.backtest_flow import backtest_version
 
         spark = get_spark("lakehouse-backtest", settings)
-        tracking.configure(settings, config.registry.experiment, dict(os.environ))
+        tracking.configure(settings, config.registry.experiment)
         version = registry.trained_version(config.registry.model_name, args.model_version)
         rows = backtest_version(spark, settings, config, version, args.force, Progress("backtest"))
     print(table(rows))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections.abc import Sequence
 
 from lakehouse.cli.args import run_main
@@ -45,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         from lakehouse.io.spark import get_spark
 
         spark = get_spark("lakehouse-effects", settings)
-        tracking.configure(settings, config.registry.experiment, dict(os.environ))
+        tracking.configure(settings, config.registry.experiment)
         version = registry.trained_version(config.registry.model_name, args.model_version)
         rows = estimate_with_backtest(spark, settings, config, version, args.force, args.promote)
         if args.promote:
@@ -56,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(effects_report.table(rows))
     if args.show:
-        tracking.configure(settings, config.registry.experiment, dict(os.environ))
+        tracking.configure(settings, config.registry.experiment)
     metrics = registry.client().get_run(rows[0]["run_id"]).data.metrics if rows else {}
     print(effects_report.forecast_line(metrics))
     return 0

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,7 +48,7 @@ def _print(result: Any, as_json: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings, config = load_settings(), load_ml_config()
-    tracking.configure(settings, config.registry.experiment, dict(os.environ))
+    tracking.configure(settings, config.registry.experiment)
     name = config.registry.model_name
     if args.action == "list":
         _print(list_versions(name), args.json)

@@ -8,7 +8,6 @@ policy calls for one, to audit_retrain_requests. Re-running a week changes nothi
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 
 from lakehouse.cli.args import iso_date, run_main
@@ -31,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     settings, config = load_settings(), load_ml_config()
     spark = get_spark("lakehouse-monitor", settings)
-    tracking.configure(settings, config.registry.experiment, dict(os.environ))
+    tracking.configure(settings, config.registry.experiment)
     week = monday(args.week)
     decision, rid = monitor_week(spark, settings, config, week, Progress("monitor"))
     for label, value in decision.evidence.items():

@@ -6,7 +6,6 @@ version of the sales history the features came from. Re-scoring a week replaces 
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,7 +43,7 @@ def print_top(recommendations: Any, top: int) -> None:
 def run(args: argparse.Namespace) -> int:
     settings, config = load_settings(), load_ml_config()
     spark = get_spark("lakehouse-score", settings)
-    tracking.configure(settings, config.registry.experiment, dict(os.environ))
+    tracking.configure(settings, config.registry.experiment)
     week = monday(args.week)
     result = score_week(spark, settings, config, week, Progress("score"))
     if args.top > 0:

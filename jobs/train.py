@@ -10,7 +10,6 @@ config and compares the metrics."""
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 
 from lakehouse.cli.args import run_main
@@ -32,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     settings, config = load_settings(), load_ml_config()
     spark = get_spark("lakehouse-train", settings)
-    tracking.configure(settings, config.registry.experiment, dict(os.environ))
+    tracking.configure(settings, config.registry.experiment)
     if args.reproduce:
         return reproduce(spark, settings, args.reproduce, None)
     tags = {"retrain.request_id": args.request_id} if args.request_id else None

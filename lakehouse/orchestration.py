@@ -10,10 +10,8 @@ settings only, and resolves jars and paths when a task runs, not when a DAG is p
 from __future__ import annotations
 
 import json
-import os
 import sys
 import urllib.request
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -62,7 +60,7 @@ GOLD_RECOMMENDATIONS = Asset("gold_recommendations")
 
 def landing() -> str:
     """Where deliveries land (`<landing>/{outlets,products,sales/week=*}`): LAKEHOUSE_LANDING, else the sample data."""
-    return os.environ.get("LAKEHOUSE_LANDING") or str(load_settings().data_dir / "dominicks")
+    return load_settings().landing
 
 
 def alert(context: dict[str, Any]) -> None:
@@ -78,11 +76,12 @@ def alert(context: dict[str, Any]) -> None:
         "error": str(context.get("exception") or "")[:1000],
     }
     line = json.dumps(record, sort_keys=True)
-    path = load_settings().home / "alerts.log"
+    settings = load_settings()
+    path = settings.home / "alerts.log"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as fh:
         fh.write(line + "\n")
-    webhook = os.environ.get("LAKEHOUSE_ALERT_WEBHOOK")
+    webhook = settings.alert_webhook
     if webhook:
         request = urllib.request.Request(webhook, line.encode(), {"Content-Type": "application/json"}, method="POST")
         try:
@@ -128,14 +127,13 @@ def pii_secret_env(module: str, spark_conn_id: str) -> dict[str, str]:
     return {PII_SECRET_ENV: connection.password} if connection.password else {}
 
 
-def submit_paths(jars: list[Path], env: Mapping[str, str]) -> tuple[str, str]:
+def submit_paths(jars: list[Path], in_image: bool) -> tuple[str, str]:
     """spark-submit's application and --jars.
 
     On Kubernetes (cluster mode, LAKEHOUSE_SPARK_PATHS_IN_IMAGE=true) the driver and executors run the
     platform image, which holds the launcher and jars at the same paths: `local://` tells spark-submit
     they are there, instead of uploading them.
     """
-    in_image = env.get("LAKEHOUSE_SPARK_PATHS_IN_IMAGE", "").lower() in ("1", "true", "yes")
     scheme = "local://" if in_image else ""
     return f"{scheme}{LAUNCHER}", ",".join(f"{scheme}{p}" for p in jars)
 
@@ -175,7 +173,7 @@ class SparkJob(SparkSubmitOperator):
             application_args=[module, *(args or [])],
             name=f"lakehouse-{task_id}",
             spark_binary=str(Path(python).parent / "spark-submit"),
-            driver_memory=os.environ.get("LAKEHOUSE_DRIVER_MEMORY", "4g"),
+            driver_memory=load_settings().driver_memory,
             env_vars={"PYSPARK_PYTHON": python, "PYSPARK_DRIVER_PYTHON": python},
             pool=kwargs.pop("pool", WRITERS_POOL),
             **kwargs,
@@ -200,7 +198,7 @@ class SparkJob(SparkSubmitOperator):
         jars = sorted(settings.jars_dir.glob("*.jar"))
         if not jars:
             raise RuntimeError(f"no Spark jars in {settings.jars_dir}: run `make jars` (or set LAKEHOUSE_JARS_DIR)")
-        self.application, self.jars = submit_paths(jars, os.environ)
+        self.application, self.jars = submit_paths(jars, settings.spark_paths_in_image)
         java_options = driver_java_options(settings, master=master)
         self.conf = {"spark.driver.extraJavaOptions": java_options, **(self.conf or {})}
         self.env_vars = {**env, **(self.env_vars or {})}

@@ -6,7 +6,6 @@ pyspark, so a DAG file can load it.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import yaml
 
 from lakehouse.errors import UsageError
+from lakehouse.settings import load_settings
 
 DEFAULTS = Path(__file__).with_name("policy.yaml")
 AS_PLANNED = "as_planned"
@@ -240,10 +240,9 @@ def from_dict(raw: dict[str, Any]) -> MLConfig:
 
 def load_ml_config(env: dict[str, str] | None = None) -> MLConfig:
     """Defaults, overridden by the YAML file LAKEHOUSE_CONFIG names (if set)."""
-    env = dict(os.environ) if env is None else env
     override: dict[str, Any] = {}
-    if env.get("LAKEHOUSE_CONFIG"):
-        path = Path(env["LAKEHOUSE_CONFIG"])
+    path = load_settings(env).config_file
+    if path is not None:
         if not path.exists():
             raise UsageError(f"LAKEHOUSE_CONFIG {path} does not exist")
         override = yaml.safe_load(path.read_text()) or {}

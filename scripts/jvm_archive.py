@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lakehouse.settings import JAVA_OPTIONS_ENV, JVM_ARCHIVE_ENV, jvm_archive, load_settings  # noqa: E402
+from lakehouse.settings import load_settings  # noqa: E402
 
 WARM_UP = """
 import os
@@ -52,7 +52,7 @@ def made_from() -> str:
 
 
 def main() -> int:
-    archive = jvm_archive()
+    archive = load_settings().jvm_archive
     stamp = archive.with_name(archive.name + ".made-from")
     inputs = made_from()
     if archive.is_file() and stamp.is_file() and stamp.read_text() == inputs:
@@ -66,8 +66,8 @@ def main() -> int:
             **os.environ,
             "LAKEHOUSE_HOME": home,
             "LAKEHOUSE_PII_SECRET": "jvm-archive-warm-up-only-0123456789abcdef",
-            JVM_ARCHIVE_ENV: str(partial),  # not there yet: the warm-up JVM must not map an archive
-            JAVA_OPTIONS_ENV: f"-XX:ArchiveClassesAtExit={partial} -Xlog:cds=off -Xlog:cds+dynamic=off",
+            "LAKEHOUSE_JVM_ARCHIVE": str(partial),  # not there yet: the warm-up JVM must not map an archive
+            "LAKEHOUSE_DRIVER_JAVA_OPTIONS": f"-XX:ArchiveClassesAtExit={partial} -Xlog:cds=off -Xlog:cds+dynamic=off",
         }
         done = subprocess.run([sys.executable, "-c", WARM_UP], env=env, cwd=REPO, capture_output=True, text=True)
         if done.returncode:

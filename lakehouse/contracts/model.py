@@ -38,7 +38,7 @@ class Rule:
 
 
 @dataclass(frozen=True)
-class Reference:
+class ForeignKey:
     """A foreign key: `column` must exist in `table.to_column`."""
 
     column: str
@@ -54,7 +54,7 @@ class Contract:
     version: str
     columns: tuple[Column, ...]
     rules: tuple[Rule, ...]
-    references: tuple[Reference, ...]
+    references: tuple[ForeignKey, ...]
 
     @property
     def column_names(self) -> list[str]:
@@ -85,12 +85,12 @@ def _rules(quality: list | None, column: str | None) -> list[Rule]:
     return rules
 
 
-def _references(prop: SchemaProperty) -> list[Reference]:
+def _references(prop: SchemaProperty) -> list[ForeignKey]:
     refs = []
     for rel in prop.relationships or []:
         if rel.type == "foreignKey" and isinstance(rel.to, str) and "." in rel.to:
             table, to_column = rel.to.split(".", 1)
-            refs.append(Reference(str(prop.name), table, to_column))
+            refs.append(ForeignKey(str(prop.name), table, to_column))
     return refs
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from collections.abc import Collection, Mapping
 
 from pyspark.sql import Column, SparkSession
@@ -20,7 +19,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.contracts.model import Contract
 from lakehouse.errors import PiiKeyError
-from lakehouse.settings import PII_CONNECTION, PII_SECRET_ENV
+from lakehouse.settings import PII_CONNECTION, PII_SECRET_ENV, pii_secret
 
 SECRET_ENV = PII_SECRET_ENV
 PII = "pii"
@@ -30,8 +29,7 @@ MIN_KEY_LENGTH = 32  # characters; e.g. `python -c 'import secrets; print(secret
 
 def load_key(env: Mapping[str, str] | None = None) -> bytes:
     """The HMAC key from LAKEHOUSE_PII_SECRET; a clear error (without the value) when unusable."""
-    env = os.environ if env is None else env
-    secret = env.get(SECRET_ENV, "").strip()
+    secret = pii_secret(env)
     if not secret:
         raise PiiKeyError(
             f"{SECRET_ENV} is not set: silver pseudonymises the columns contracts classify as pii and needs "

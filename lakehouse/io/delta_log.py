@@ -8,7 +8,6 @@ so `describe` returns what `lakehouse.delta_io.describe` does, and `records` giv
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
@@ -32,7 +31,7 @@ def storage_uri(path: str) -> str:
     return "s3://" + path.removeprefix("s3a://") if path.startswith("s3a://") else path
 
 
-def storage_options(uri: str, env: dict[str, str] | None = None) -> dict[str, str]:
+def storage_options(uri: str, settings: Settings) -> dict[str, str]:
     """Object-store settings for an S3-compatible endpoint, from the variables `lakehouse.spark.s3a_conf` reads.
 
     Credentials are not passed: delta-rs reads `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` from the
@@ -40,9 +39,8 @@ def storage_options(uri: str, env: dict[str, str] | None = None) -> dict[str, st
     """
     if not uri.startswith("s3://"):
         return {}
-    env = dict(os.environ) if env is None else env
-    options = {"AWS_REGION": env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1"))}
-    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    options = {"AWS_REGION": settings.aws_region}
+    endpoint = settings.s3_endpoint
     if endpoint:
         options["AWS_ENDPOINT_URL"] = endpoint
         if endpoint.startswith("http://"):
@@ -57,7 +55,7 @@ def open_table(table: Table, settings: Settings) -> DeltaTable | None:
 
     uri = storage_uri(table.path(settings))
     try:
-        return DeltaTable(uri, storage_options=storage_options(uri))
+        return DeltaTable(uri, storage_options=storage_options(uri, settings))
     except TableNotFoundError:
         return None
 
@@ -110,7 +108,7 @@ def row_count(delta_table: DeltaTable) -> int:
     return int(delta_table.to_pyarrow_dataset().count_rows())
 
 
-def commit_time(uri: str, commit: dict[str, Any]) -> datetime:
+def commit_time(uri: str, commit: dict[str, Any], settings: Settings) -> datetime:
     """When a commit was made, as Spark's `DeltaTable.history()` reports it (naive, local time).
 
     Spark takes the in-commit timestamp when the table records one, else the commit file's modification
@@ -119,15 +117,15 @@ def commit_time(uri: str, commit: dict[str, Any]) -> datetime:
     millis = commit.get("inCommitTimestamp")
     if millis is None:
         log_file = f"{uri.rstrip('/')}/_delta_log/{commit['version']:020d}.json"
-        millis = _modified_millis(log_file)
+        millis = _modified_millis(log_file, settings)
     return datetime.fromtimestamp(int(millis) // 1000)
 
 
-def _modified_millis(uri: str) -> int:
+def _modified_millis(uri: str, settings: Settings) -> int:
     """Modification time of a local file or an S3 object, in epoch milliseconds."""
     if not uri.startswith("s3://"):
         return Path(uri.removeprefix("file://")).stat().st_mtime_ns // 1_000_000
-    options = storage_options(uri)
+    options = storage_options(uri, settings)
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     client = _s3_client(options.get("AWS_ENDPOINT_URL"), options["AWS_REGION"])
     modified = client.head_object(Bucket=bucket, Key=key)["LastModified"]
@@ -152,7 +150,7 @@ def describe(table: Table, settings: Settings) -> dict[str, object]:
     if delta_table is None:
         return {**info, "version": None, "rows": 0, "columns": [], "last_write": None}
     [last] = delta_table.history(1)
-    written_at = commit_time(storage_uri(table.path(settings)), last)
+    written_at = commit_time(storage_uri(table.path(settings)), last, settings)
     return {
         **info,
         "version": delta_table.version(),

@@ -12,8 +12,12 @@ import dataclasses
 import hashlib
 import importlib
 import json
+import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
+
+from lakehouse.settings import REPO_ROOT
 
 
 def code_id(modules: Iterable[str]) -> str:
@@ -34,3 +38,30 @@ def inputs_id(parts: Mapping[str, object]) -> str:
 
     text = json.dumps(parts, sort_keys=True, default=plain)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def git_commit() -> str:
+    """The checkout's commit (with `+dirty` when it has uncommitted changes), or 'unknown' outside git."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + ("+dirty" if dirty else "")
+
+
+def lineage_tags(
+    tables: dict[str, tuple[str, int]], contracts: dict[str, str], spark_master: str | None
+) -> dict[str, Any]:
+    """Tags that let a run be reproduced: table -> (path, Delta version), contract versions, commit, master."""
+    tags: dict[str, Any] = {"git_commit": git_commit(), "spark_master": spark_master}
+    for name, (path, table_version) in tables.items():
+        tags[f"lineage.{name}.path"] = path
+        tags[f"lineage.{name}.version"] = str(table_version)
+    for name, contract_version in contracts.items():
+        tags[f"contract.{name}.version"] = contract_version
+    return tags

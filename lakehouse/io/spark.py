@@ -16,9 +16,8 @@ from lakehouse.settings import Settings, driver_java_options, load_settings
 REQUIRED_JARS = ("delta-spark_2.13-4.0.1.jar", "delta-storage-4.0.1.jar", "hadoop-aws-3.4.1.jar")
 
 
-def _check_java() -> None:
-    java_home = os.environ.get("JAVA_HOME")
-    java = Path(java_home, "bin", "java") if java_home else shutil.which("java")
+def _check_java(settings: Settings) -> None:
+    java = Path(settings.java_home, "bin", "java") if settings.java_home else shutil.which("java")
     if not java or not Path(java).exists():
         raise SetupError(
             "Java not found: install OpenJDK 17 (apt-get install -y openjdk-17-jre-headless) or set JAVA_HOME"
@@ -33,19 +32,18 @@ def jar_paths(settings: Settings) -> list[Path]:
     return sorted(settings.jars_dir.glob("*.jar"))
 
 
-def s3a_conf(env: dict[str, str] | None = None) -> dict[str, str]:
-    """Hadoop S3A settings for an S3-compatible endpoint (`AWS_ENDPOINT_URL`, as boto3 reads it).
+def s3a_conf(settings: Settings) -> dict[str, str]:
+    """Hadoop S3A settings for an S3-compatible endpoint (`AWS_ENDPOINT_URL[_S3]`, as boto3 reads it).
 
     Credentials are not passed here: S3A's default chain reads `AWS_ACCESS_KEY_ID` and
     `AWS_SECRET_ACCESS_KEY` from the environment (or an instance/pod role), so no secret enters Spark conf.
     """
-    env = dict(os.environ) if env is None else env
-    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    endpoint = settings.s3_endpoint
     conf = {"spark.hadoop.fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem"}
     if endpoint:
         conf |= {
             "spark.hadoop.fs.s3a.endpoint": endpoint,
-            "spark.hadoop.fs.s3a.endpoint.region": env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1")),
+            "spark.hadoop.fs.s3a.endpoint.region": settings.aws_region,
             "spark.hadoop.fs.s3a.path.style.access": "true",
             "spark.hadoop.fs.s3a.connection.ssl.enabled": str(endpoint.startswith("https")).lower(),
         }
@@ -64,7 +62,7 @@ def get_spark(
         # re-applying defaults would silently change its runtime settings.
         return active
     settings = settings or load_settings()
-    _check_java()
+    _check_java(settings)
     jars = ",".join(str(p) for p in jar_paths(settings))
     defaults = {
         "spark.jars": jars,
@@ -72,21 +70,19 @@ def get_spark(
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.session.timeZone": "UTC",
         # In local mode the driver JVM also runs the tasks: give it room (only read when the JVM starts).
-        "spark.driver.memory": os.environ.get("LAKEHOUSE_DRIVER_MEMORY", "4g"),
-        "spark.sql.shuffle.partitions": os.environ.get("LAKEHOUSE_SHUFFLE_PARTITIONS", "8"),
+        "spark.driver.memory": settings.driver_memory,
+        "spark.sql.shuffle.partitions": settings.shuffle_partitions,
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.warehouse.dir": str(settings.home / "spark-warehouse"),
         "spark.driver.extraJavaOptions": driver_java_options(settings),
         # Schema changes only where a write asks for them (mergeSchema on bronze appends and rebuilds).
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
-        **s3a_conf(),
+        **s3a_conf(settings),
     }
     if settings.spark_master.startswith("local"):
         # Delta rebuilds table state with 50 tasks by default; on one machine that costs ~1.5 s per
         # write for tables of a few hundred files, against ~0.2 s with 2 (measured on 2 cores).
-        defaults["spark.databricks.delta.snapshotPartitions"] = os.environ.get(
-            "LAKEHOUSE_DELTA_SNAPSHOT_PARTITIONS", "2"
-        )
+        defaults["spark.databricks.delta.snapshotPartitions"] = settings.delta_snapshot_partitions
     # Python workers (pandas UDFs, xgboost.spark) must run this interpreter, with its packages; pyspark
     # reads the variable when the context starts (its default, `python3` on PATH, may lack them).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -94,12 +90,12 @@ def get_spark(
     # Spark otherwise warns on every start that the host name resolves to loopback.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder.appName(app_name)
-    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+    if not settings.under_spark_submit:
         # Under spark-submit (Airflow's SparkSubmitOperator) the driver JVM already runs: its master, jars
         # and memory come from the command line and the `spark_default` connection, not from here.
         builder = builder.master(settings.spark_master)
     for key, value in {**defaults, **(conf or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel(os.environ.get("LAKEHOUSE_SPARK_LOG_LEVEL", "ERROR"))
+    spark.sparkContext.setLogLevel(settings.spark_log_level)
     return spark

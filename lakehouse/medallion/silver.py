@@ -7,7 +7,7 @@ from collections.abc import Collection
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse.contracts.model import Contract, Reference
+from lakehouse.contracts.model import Contract, ForeignKey
 from lakehouse.contracts.pii import masked
 from lakehouse.medallion.bronze import RESCUED
 from lakehouse.medallion.deliveries import CORRUPT
@@ -18,7 +18,7 @@ KEY = "_record_key"
 STATUS = "_status"  # winner | duplicate | superseded (valid rows only)
 
 
-def reference_reason(ref: Reference) -> str:
+def reference_reason(ref: ForeignKey) -> str:
     """Reason code for a row whose foreign key is unknown: silver_outlets -> unknown_outlet."""
     return "unknown_" + ref.table.removeprefix("silver_").removesuffix("s")
 

@@ -1,7 +1,7 @@
 """The promotion gate: a challenger replaces the champion only with evidence.
 
 Two halves, both pure decisions over small dicts, so every rule is unit-tested without a registry:
-- `decide`: the forecast, on the same holdout as the champion and the baselines;
+- `decide_forecast`: the forecast, on the same holdout as the champion and the baselines;
 - `decide_effects`: the causal effects estimated for the challenger (gold_effects rows), for sanity
   (signs economics requires) and stability (against the champion's effects).
 """
@@ -36,7 +36,7 @@ class GateResult:
         return "passed" if self.passed else "failed: " + "; ".join(self.reasons)
 
 
-def decide(
+def decide_forecast(
     challenger: Evidence,
     champion: Evidence | None,
     baselines: dict[str, float],

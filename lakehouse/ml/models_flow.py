@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lakehouse.errors import RegistryError, UsageError
-from lakehouse.ml import registry
+from lakehouse.ml import promotion, registry
 from lakehouse.settings import Settings
 
 if TYPE_CHECKING:
@@ -88,16 +88,16 @@ def promote(spark: SparkSession, settings: Settings, name: str, version: str, re
     current = registry.alias_version(name, registry.CHAMPION)
     if current == str(version):
         raise UsageError(f"version {version} is already @champion")
-    stale = bool(passed) and metrics.get("champion_version") != current
+    outdated = promotion.stale(metrics, current) if passed else None
     if passed is None:
         verdict = "was never gated"
     elif mv.tags.get("gate.passed") == "pending":
         verdict = f"waits for its effects gate (`lakehouse effects --model-version {version} --promote`)"
-    elif stale:
-        verdict = f"was gated against version {metrics.get('champion_version')}, not the current champion {current}"
+    elif outdated is not None:
+        verdict = outdated
     else:
         verdict = f"failed the gate ({mv.tags.get('gate.reasons', '?')})"
-    forced = not passed or stale
+    forced = not passed or outdated is not None
     if forced and not force:
         raise RegistryError(f"version {version} {verdict}; use --force to promote it anyway (recorded as forced)")
     event = registry.Event(

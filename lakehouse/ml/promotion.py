@@ -69,16 +69,24 @@ def recorded(version: Any) -> GateResult:
     return GateResult(bool(passed), reasons, metrics)
 
 
+def stale(gate_metrics: dict[str, Any], current: str | None) -> str | None:
+    """Why a gate verdict no longer licenses promotion: it compared the version with another champion than
+    the current one. None while it still holds. Both ways to promote (after training or effects, and
+    `lakehouse models promote`) ask this."""
+    gated_against = gate_metrics.get("champion_version")
+    if gated_against == current:
+        return None
+    return f"was gated against version {gated_against}, not the current champion {current}"
+
+
 def promote_gated(
     spark: SparkSession, settings: Settings, name: str, version: str, gate: GateResult, run_id: str
 ) -> None:
     """Move @champion to a version whose whole gate passed, unless the champion changed since it was gated."""
     current = registry.alias_version(name, registry.CHAMPION)
-    if current != gate.metrics.get("champion_version"):
-        raise RegistryError(
-            f"@champion moved to version {current} while version {version} was gated against "
-            f"{gate.metrics.get('champion_version')}; train again or promote by hand"
-        )
+    why = stale(gate.metrics, current)
+    if why is not None:
+        raise RegistryError(f"version {version} {why} (@champion moved meanwhile); train again or promote by hand")
     reason = f"gate passed: wape {gate.metrics['challenger_wape']:.4f}"
     if "effects_estimated" in gate.metrics:
         reason += f", {gate.metrics['effects_estimated']:.0f} effects sane and stable"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from lakehouse.contracts.model import load_contract
 from lakehouse.errors import DataError
 from lakehouse.io import delta_log
 from lakehouse.io.catalog import GOLD_FEATURES, MODEL_AUDIT
-from lakehouse.settings import Settings
+from lakehouse.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -44,7 +43,7 @@ class Event:
 
 def actor() -> str:
     """Who acts: LAKEHOUSE_ACTOR (set by Airflow tasks, CI) or the OS user."""
-    return os.environ.get("LAKEHOUSE_ACTOR") or getpass.getuser()
+    return load_settings().actor or getpass.getuser()
 
 
 def client() -> Any:

@@ -11,11 +11,12 @@ from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse.contracts.model import load_contract
 from lakehouse.errors import DataError
-from lakehouse.io import delta_io, tracking
+from lakehouse.io import delta_io
 from lakehouse.io.catalog import GOLD_FEATURES
-from lakehouse.ml import modeling, promotion, registry
+from lakehouse.io.lineage import git_commit, inputs_id, lineage_tags
+from lakehouse.ml import modeling, promotion, registry, run_log
 from lakehouse.ml.evaluation import error_breakdown, regression_metrics
-from lakehouse.ml.gate import Evidence, GateResult, decide
+from lakehouse.ml.gate import Evidence, GateResult, decide_forecast
 from lakehouse.ml.model_inputs import model_input_columns
 from lakehouse.ml.training import BASELINES, TrainResult, cv_summary, train_and_evaluate
 from lakehouse.policy import MLConfig, from_dict
@@ -26,7 +27,7 @@ from lakehouse.settings import Settings
 def _log_result(result: TrainResult, config: MLConfig, progress: Progress) -> None:
     import mlflow
 
-    mlflow.log_params(tracking.flat_params(config.as_dict()))
+    mlflow.log_params(run_log.flat_params(config.as_dict()))
     mlflow.log_params(
         {
             "train_first_week": str(result.train_weeks[0]),
@@ -55,7 +56,7 @@ def _log_result(result: TrainResult, config: MLConfig, progress: Progress) -> No
         mlflow.log_table(table.toPandas(), f"errors/by_{by}.json")
     rows = max(result.holdout_metrics["rows"], 1.0)
     sample = result.holdout_predictions.sample(fraction=min(1.0, 5000 / rows), seed=7).limit(5000)
-    tracking.log_plots(result.importance, sample.select("units", modeling.PREDICTION).toPandas())
+    run_log.log_plots(result.importance, sample.select("units", modeling.PREDICTION).toPandas())
     progress(f"logged metrics; effects {json.dumps({k: round(v, 3) for k, v in result.effects.items()})}")
 
 
@@ -72,7 +73,7 @@ def _log_model(result: TrainResult, config: MLConfig) -> str:
         "model",
         signature=signature,
         input_example=example,
-        pip_requirements=tracking.pip_requirements(config.training.estimator),
+        pip_requirements=run_log.pip_requirements(config.training.estimator),
     )
     return str(info.model_uri)
 
@@ -98,7 +99,7 @@ def run_gate(result: TrainResult, config: MLConfig) -> GateResult:
         model = mlflow.spark.load_model(f"models:/{config.registry.model_name}@{registry.CHAMPION}")
         holdout_rows = result.holdout_predictions.drop(modeling.PREDICTION)
         champion = _evidence(modeling.predict(model, holdout_rows), modeling.PREDICTION, segment)
-    outcome = decide(challenger, champion, baselines, best_segments, config.gate)
+    outcome = decide_forecast(challenger, champion, baselines, best_segments, config.gate)
     metrics = {**outcome.metrics, "champion_version": champion_version, "holdout_rows": result.holdout_metrics["rows"]}
     return GateResult(outcome.passed, outcome.reasons, metrics)
 
@@ -141,7 +142,7 @@ def train(
     version = features_version if features_version is not None else delta_io.version(spark, GOLD_FEATURES, settings)
     features_df = delta_io.read(spark, GOLD_FEATURES, settings, version)
     contract = load_contract(GOLD_FEATURES.contract, settings.contracts_dir)
-    lineage = tracking.lineage_tags(
+    lineage = lineage_tags(
         {GOLD_FEATURES.name: (GOLD_FEATURES.path(settings), version)},
         {contract.name: contract.version},
         spark.sparkContext.master,
@@ -149,7 +150,7 @@ def train(
     # Keyed on content, not the Delta version: a rebuild that changed nothing must not retrain.
     lineage[f"lineage.{GOLD_FEATURES.name}.fingerprint"] = delta_io.fingerprint(features_df)
     key_parts = {k: v for k, v in lineage.items() if not k.endswith(".version") or k.startswith("contract.")}
-    lineage["train_key"] = tracking.train_key(key_parts, config.as_dict())
+    lineage["train_key"] = inputs_id({"lineage": key_parts, "config": config.as_dict()})
     done = None if force else _already_trained(lineage["train_key"])
     if done is not None:
         print(
@@ -227,7 +228,7 @@ def reproduce(spark: SparkSession, settings: Settings, run_id: str, tolerance: f
     tags = {
         **lineage,
         "reproduces": run_id,
-        "git_commit": tracking.git_commit(),
+        "git_commit": git_commit(),
         "spark_master": spark.sparkContext.master,
     }
     if tags["git_commit"] != original.data.tags.get("git_commit"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -44,7 +43,7 @@ from lakehouse.weeks import monday, utc_now
 
 
 @dataclass(frozen=True)
-class Reference:
+class ChampionReference:
     """What the champion was trained on: a Delta version of gold_features and its last weeks."""
 
     model_name: str
@@ -62,14 +61,14 @@ class Reference:
         return f"{GOLD_FEATURES.name}@v{self.version} {self.first}..{self.last}"
 
 
-def champion_reference(name: str, weeks: int) -> Reference:
+def champion_reference(name: str, weeks: int) -> ChampionReference:
     """The champion's training run, read from its lineage tags, params and holdout metrics."""
     version = registry.champion(name)
     run = registry.client().get_run(version.run_id)
     tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
     try:
         last = date.fromisoformat(params["holdout_last_week"])
-        return Reference(
+        return ChampionReference(
             name,
             str(version.version),
             version.run_id,
@@ -130,7 +129,7 @@ def _to_pandas(sample: DataFrame, columns: list[str]) -> Any:
 
 
 def measure(
-    spark: SparkSession, settings: Settings, config: MLConfig, week: date, ref: Reference, progress: Progress
+    spark: SparkSession, settings: Settings, config: MLConfig, week: date, ref: ChampionReference, progress: Progress
 ) -> tuple[list[Check], dict[str, Any]]:
     """Everything that compares the week's features with the reference: checks and Evidently snapshots."""
     import mlflow.spark
@@ -168,7 +167,7 @@ def measure(
 
 
 def _frame(
-    spark: SparkSession, checks: list[Check], week: date, ref: Reference, inputs: str, run_id: str | None
+    spark: SparkSession, checks: list[Check], week: date, ref: ChampionReference, inputs: str, run_id: str | None
 ) -> DataFrame:
     """The week's gold_monitoring rows."""
     fixed = {
@@ -188,7 +187,7 @@ def _columns() -> list[str]:
 
 
 def _unchanged(
-    spark: SparkSession, settings: Settings, checks: list[Check], week: date, ref: Reference, inputs: str
+    spark: SparkSession, settings: Settings, checks: list[Check], week: date, ref: ChampionReference, inputs: str
 ) -> bool:
     """The week is stored and its rows are these (MLflow run ids aside: a re-run that measures the same has
     another run)."""
@@ -229,7 +228,9 @@ MONITOR_CODE = (
 )
 
 
-def measure_inputs(spark: SparkSession, settings: Settings, config: MLConfig, week: date, ref: Reference) -> str:
+def measure_inputs(
+    spark: SparkSession, settings: Settings, config: MLConfig, week: date, ref: ChampionReference
+) -> str:
     """Everything `measure` is a function of, as one id: the champion (and so its reference), the week's
     features, contracts, the monitoring and retraining config, and the code."""
     parts = {
@@ -267,7 +268,7 @@ def request_id(name: str, week: date) -> str:
 
 
 def record_request(
-    spark: SparkSession, settings: Settings, ref: Reference, week: date, decision: Decision, run_id: str | None
+    spark: SparkSession, settings: Settings, ref: ChampionReference, week: date, decision: Decision, run_id: str | None
 ) -> tuple[str, bool]:
     """Append the week's request unless one is recorded already; returns (request id, newly recorded)."""
     rid = request_id(ref.model_name, week)
@@ -294,13 +295,18 @@ def record_request(
 
 
 def _publish(
-    settings: Settings, config: MLConfig, week: date, ref: Reference, checks: list[Check], snapshots: dict[str, Any]
+    settings: Settings,
+    config: MLConfig,
+    week: date,
+    ref: ChampionReference,
+    checks: list[Check],
+    snapshots: dict[str, Any],
 ) -> str:
     """HTML reports under reports/<week>/ and a monitoring run in MLflow holding them and the headline figures."""
     import mlflow
 
     folder = settings.reports_dir / week.isoformat()
-    tracking.configure(settings, config.monitoring.experiment, dict(os.environ))
+    tracking.configure(settings, config.monitoring.experiment)
     tags = {
         "monitor.week": week.isoformat(),
         "model_name": ref.model_name,
@@ -375,7 +381,7 @@ def monitor_week(
 def _request_and_decision(
     spark: SparkSession,
     settings: Settings,
-    ref: Reference,
+    ref: ChampionReference,
     week: date,
     decision: Decision,
     run_id: str | None,
@@ -410,5 +416,5 @@ def retrain(spark: SparkSession, settings: Settings, config: MLConfig, rid: str)
     """Train through the normal gate, with the request on the run's tags."""
     from lakehouse.ml.train_flow import train
 
-    tracking.configure(settings, config.registry.experiment, dict(os.environ))
+    tracking.configure(settings, config.registry.experiment)
     return train(spark, settings, config, None, promote=True, force=False, tags={"retrain.request_id": rid})

@@ -134,8 +134,10 @@ def test_the_pii_key_goes_to_silver_writers_and_never_onto_a_command_line(monkey
 def test_on_kubernetes_the_launcher_and_jars_are_paths_in_the_image():
     jars = [Path("/opt/lakehouse/jars/delta-spark.jar"), Path("/opt/lakehouse/jars/hadoop-aws.jar")]
     launcher = str(DAGS.parent / "scripts" / "spark_job.py")
-    assert submit_paths(jars, {}) == (launcher, ",".join(str(j) for j in jars))
-    application, listed = submit_paths(jars, {"LAKEHOUSE_SPARK_PATHS_IN_IMAGE": "true"})
+    assert submit_paths(jars, in_image=False) == (launcher, ",".join(str(j) for j in jars))
+    application, listed = submit_paths(
+        jars, load_settings({"LAKEHOUSE_SPARK_PATHS_IN_IMAGE": "true"}).spark_paths_in_image
+    )
     assert application == f"local://{launcher}"
     assert listed.split(",") == [f"local://{j}" for j in jars]
 
@@ -310,7 +312,7 @@ def trained_home(spark, tmp_path, monkeypatch):
     ingest(spark, settings, "products", raw / "products")
     ingest(spark, settings, "sales", *sorted((raw / "sales").glob("week=*")))
     build(spark, settings, date(2024, 1, 1), date(2024, 3, 18))
-    tracking.configure(settings, ml.registry.experiment, {})
+    tracking.configure(settings, ml.registry.experiment)
     assert train(spark, settings, ml, None, promote=True) == 0
     return settings
 

@@ -13,6 +13,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from lakehouse.io.spark import s3a_conf
+from lakehouse.settings import load_settings
 from tests.integration import servers
 
 BUCKET = "pos-deliveries"
@@ -30,7 +31,7 @@ def s3(spark: SparkSession, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch):
     """A bucket on the local server, and the shared session's S3A pointed at it."""
     env = {"AWS_ENDPOINT_URL": s3_endpoint, "AWS_REGION": "us-east-1"}
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()
-    for key, value in s3a_conf(env).items():
+    for key, value in s3a_conf(load_settings(env)).items():
         hadoop.set(key.removeprefix("spark.hadoop."), value)
     # The JVM started before this test, so its environment has no credentials; set them on the session.
     hadoop.set("fs.s3a.access.key", KEY)

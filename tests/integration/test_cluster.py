@@ -26,7 +26,6 @@ from lakehouse.cli.main import COMMANDS
 from lakehouse.io import delta_io
 from lakehouse.io.catalog import GOLD_FEATURES, GOLD_RECOMMENDATIONS, GOLD_SALES_WEEKLY, SILVER_SALES, Table
 from lakehouse.io.spark_jobs import run_job
-from lakehouse.io.tracking import tracking_uri
 from lakehouse.settings import REPO_ROOT, Settings, load_settings
 from tests.integration.helpers import assert_same_content
 from tests.integration.spark_cluster import SparkCluster, spark_standalone
@@ -119,7 +118,7 @@ def _applications(cluster: SparkCluster) -> list[dict]:
 
 
 def _spark_master_tag(settings: Settings) -> str:
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri(settings, {}))
+    client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri)
     (run,) = client.search_runs(client.get_experiment_by_name("transaction_drivers").experiment_id)
     return run.data.tags["spark_master"]
 

@@ -43,7 +43,7 @@ def world(spark, tmp_path_factory) -> Iterator[tuple[Settings, MLConfig, dict]]:
         assert sample_data.main(["synthetic", "--confounded", "--out", str(raw), *args, "--start", str(START)]) == 0
         land_and_build(spark, settings, raw, START, WEEKS)
         config = from_dict(FAST)
-        tracking.configure(settings, config.registry.experiment, {})
+        tracking.configure(settings, config.registry.experiment)
         # As the train DAG does: train and gate the forecast, then estimate the effects, which complete the gate.
         assert train(spark, settings, config, None, promote=False) == 0
         pending = dict(registry.client().get_model_version(NAME, "1").tags)

@@ -10,11 +10,11 @@ import os
 import subprocess
 import sys
 
-from lakehouse.settings import jvm_archive
+from lakehouse.settings import load_settings
 
 
 def test_a_driver_maps_spark_and_delta_classes_from_the_archive(tmp_path):
-    archive = jvm_archive()
+    archive = load_settings().jvm_archive
     assert archive.is_file(), f"setup (`make jvm-archive`) made no archive at {archive}"
     log = tmp_path / "classes.log"
     env = {

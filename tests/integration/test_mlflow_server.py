@@ -129,7 +129,7 @@ def test_train_promote_score_and_rollback_through_an_mlflow_server_on_postgresql
     capsys,
 ):
     settings, config = warehouse, from_dict(FAST)
-    tracking.configure(settings, config.registry.experiment, dict(os.environ))
+    tracking.configure(settings, config.registry.experiment)
     assert mlflow.get_tracking_uri() == mlflow_server.url
     features_version = version(spark, settings, GOLD_FEATURES)
 

@@ -80,7 +80,7 @@ def scenario(spark, tmp_path_factory) -> Iterator[dict[str, Any]]:
         ingest(spark, settings, "products", raw / "products")
         ingest(spark, settings, "sales", *[deliveries[i] for i in range(34)])
         build(spark, settings, week(0), week(33))
-        tracking.configure(settings, config.registry.experiment, {})
+        tracking.configure(settings, config.registry.experiment)
         assert train(spark, settings, config, None, promote=True) == 0
         ingest(spark, settings, "sales", deliveries[34], deliveries[35])
         build(spark, settings, week(34), week(35))

@@ -56,7 +56,7 @@ def world(spark, tmp_path_factory) -> Iterator[tuple[Settings, MLConfig, dict]]:
         ingest(spark, settings, "sales", *sorted((raw / "sales").glob("week=*")))
         build(spark, settings, START, TARGET - timedelta(weeks=1))
         config = from_dict(CONFIG)
-        tracking.configure(settings, config.registry.experiment, {})
+        tracking.configure(settings, config.registry.experiment)
         assert train(spark, settings, config, None, promote=True) == 0
         assert score.main(["--week", str(TARGET + timedelta(days=3))]) == 0  # any day of the week
         yield settings, config, {"raw": raw, "root": root}
@@ -242,6 +242,6 @@ def test_measured_lift_covers_the_true_effect_of_the_recommendations(spark, worl
 
 def test_scoring_without_a_champion_is_a_clear_error(settings, monkeypatch):
     monkeypatch.delenv("LAKEHOUSE_CONFIG", raising=False)
-    tracking.configure(settings, "empty", {})
+    tracking.configure(settings, "empty")
     with pytest.raises(DataError, match="has no @champion"):
         registry.champion("no_such_model")

@@ -48,7 +48,7 @@ def trained(spark, tmp_path_factory) -> Iterator[tuple[Settings, MLConfig, dict,
         assert sample_data.main(["synthetic", "--out", str(raw), *args]) == 0
         land_and_build(spark, settings, raw, START, WEEKS)
         config = from_dict(FAST)
-        tracking.configure(settings, config.registry.experiment, {})
+        tracking.configure(settings, config.registry.experiment)
         assert train(spark, settings, config, None, promote=True) == 0
         first_run = registry.client().get_model_version(NAME, "1").run_id
         yield settings, config, json.loads((raw / "truth.json").read_text()), first_run

@@ -40,7 +40,7 @@ def trained(spark, tmp_path_factory) -> Iterator[tuple[Settings, MLConfig]]:
         ingest(spark, settings, "sales", *sorted((out / "sales").glob("week=*")))
         build(spark, settings, date(1990, 6, 11), date(1992, 10, 5))
         config = from_dict({"training": {"cv_folds": 0, "params": {"xgboost": {"n_estimators": 100}}}})
-        tracking.configure(settings, config.registry.experiment, {})
+        tracking.configure(settings, config.registry.experiment)
         assert train(spark, settings, config, None, promote=True) == 0
         yield settings, config
 

@@ -16,11 +16,12 @@ def test_missing_delta_jars_name_the_files_and_the_fix(tmp_path):
         jar_paths(settings)
 
 
-def test_missing_java_says_how_to_install_it(monkeypatch):
-    monkeypatch.delenv("JAVA_HOME", raising=False)
+def test_missing_java_says_how_to_install_it(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(SetupError, match="Java not found: install OpenJDK 17"):
-        _check_java()
+        _check_java(load_settings({"LAKEHOUSE_HOME": str(tmp_path)}))
+    with pytest.raises(SetupError, match="Java not found"):
+        _check_java(load_settings({"LAKEHOUSE_HOME": str(tmp_path), "JAVA_HOME": str(tmp_path)}))
 
 
 def test_setup_errors_exit_3_with_one_line(capsys):
@@ -35,10 +36,10 @@ def test_local_drivers_map_the_class_archive_when_setup_made_one(tmp_path):
     archive = tmp_path / "spark.jsa"
     env = {"LAKEHOUSE_HOME": str(tmp_path), "LAKEHOUSE_JVM_ARCHIVE": str(archive)}
     settings = load_settings(env)
-    assert "SharedArchiveFile" not in driver_java_options(settings, env)  # none made yet
+    assert "SharedArchiveFile" not in driver_java_options(settings)  # none made yet
     archive.write_bytes(b"an archive")
-    assert f"-XX:SharedArchiveFile={archive}" in driver_java_options(settings, env).split()
+    assert f"-XX:SharedArchiveFile={archive}" in driver_java_options(settings).split()
     # A driver pod on Kubernetes has another file system: it gets no path of this machine.
-    assert "SharedArchiveFile" not in driver_java_options(settings, env, master="k8s://https://kube:443")
+    assert "SharedArchiveFile" not in driver_java_options(settings, master="k8s://https://kube:443")
     extra = {**env, "LAKEHOUSE_DRIVER_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1"}
-    assert driver_java_options(settings, extra).endswith("-XX:TieredStopAtLevel=1")
+    assert driver_java_options(load_settings(extra)).endswith("-XX:TieredStopAtLevel=1")

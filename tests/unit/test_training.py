@@ -10,7 +10,7 @@ from chispa import assert_approx_df_equality, assert_df_equality
 
 from lakehouse.errors import UsageError
 from lakehouse.ml.evaluation import regression_metrics, time_splits
-from lakehouse.ml.gate import Evidence, decide, decide_effects
+from lakehouse.ml.gate import Evidence, decide_effects, decide_forecast
 from lakehouse.ml.model_inputs import Action, promo_state, with_action
 from lakehouse.ml.registry import champion_chain
 from lakehouse.policy import from_dict, load_ml_config
@@ -84,7 +84,7 @@ def _evidence(wape=0.20, bias=0.01, bad=0.0, **segments):
 
 
 def test_a_first_model_passes_when_it_beats_the_baselines_within_guardrails():
-    result = decide(_evidence(), None, {"last_week": 0.4, "elasticity": 0.25}, {"retail": 0.25}, GATE)
+    result = decide_forecast(_evidence(), None, {"last_week": 0.4, "elasticity": 0.25}, {"retail": 0.25}, GATE)
     assert result.passed and result.reasons == ()
 
 
@@ -98,16 +98,18 @@ def test_a_first_model_passes_when_it_beats_the_baselines_within_guardrails():
     ],
 )
 def test_guardrails_fail_with_their_reason(challenger, reason):
-    result = decide(challenger, None, {"last_week": 0.4, "elasticity": 0.25}, {"retail": 0.25, "digital": 0.26}, GATE)
+    result = decide_forecast(
+        challenger, None, {"last_week": 0.4, "elasticity": 0.25}, {"retail": 0.25, "digital": 0.26}, GATE
+    )
     assert not result.passed and any(reason in r for r in result.reasons), result.reasons
 
 
 def test_a_challenger_must_beat_the_champion_by_the_margin_in_every_segment():
     champion = _evidence(0.20, 0.0, 0.0, retail=0.2, digital=0.2)
-    assert decide(_evidence(0.195, 0.0, 0.0, retail=0.19, digital=0.2), champion, {}, {}, GATE).passed
-    not_enough = decide(_evidence(0.199, 0.0, 0.0, retail=0.19, digital=0.2), champion, {}, {}, GATE)
+    assert decide_forecast(_evidence(0.195, 0.0, 0.0, retail=0.19, digital=0.2), champion, {}, {}, GATE).passed
+    not_enough = decide_forecast(_evidence(0.199, 0.0, 0.0, retail=0.19, digital=0.2), champion, {}, {}, GATE)
     assert not not_enough.passed and "does not beat champion 0.2000 by 1%" in not_enough.reasons[0]
-    worse_segment = decide(_evidence(0.18, 0.0, 0.0, retail=0.1, digital=0.22), champion, {}, {}, GATE)
+    worse_segment = decide_forecast(_evidence(0.18, 0.0, 0.0, retail=0.1, digital=0.22), champion, {}, {}, GATE)
     assert not worse_segment.passed and "segment digital" in worse_segment.reasons[0]
 
 
