@@ -40,16 +40,19 @@ def expand_sources(sources: list[str]) -> list[str]:
     """Local sources may be glob patterns (for schedulers that pass no shell): `.../sales/week=*`, sorted.
 
     A pattern that matches nothing is an error, so a wrong landing path does not pass as 'nothing new'.
+    Local paths come back absolute, resolved against this process's working directory: a Spark JVM that
+    outlives one command (jobs run in-process, lakehouse.io.spark_jobs) resolves relative paths against
+    the directory it started in.
     """
     out = []
     for source in sources:
-        if "://" in source or not glob.has_magic(source):
+        if "://" in source:
             out.append(source)
             continue
-        matched = sorted(glob.glob(source))
+        matched = sorted(glob.glob(source)) if glob.has_magic(source) else [source]
         if not matched:
             raise UsageError(f"--source {source} matches no delivery folder")
-        out += matched
+        out += [os.path.abspath(path) for path in matched]
     return out
 
 

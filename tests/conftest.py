@@ -7,8 +7,10 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from pyspark.sql import SparkSession
 
 from lakehouse.io.spark import get_spark
@@ -38,13 +40,25 @@ def spark() -> Iterator[SparkSession]:
     session.stop()
 
 
+def use_home(mp: pytest.MonkeyPatch, home: Path, config: dict[str, Any] | None = None) -> Settings:
+    """The one way tests point the platform at a home: LAKEHOUSE_HOME (warehouse, MLflow store, reports) is
+    `home`, `config` its LAKEHOUSE_CONFIG (else the policy's defaults), and no variable that would point a
+    table, the contracts or the registry elsewhere is left set. Jobs and subprocesses read the same env."""
+    mp.setenv("LAKEHOUSE_HOME", str(home))
+    for var in ("LAKEHOUSE_WAREHOUSE", "LAKEHOUSE_CONTRACTS_DIR", "LAKEHOUSE_CONFIG", "MLFLOW_TRACKING_URI"):
+        mp.delenv(var, raising=False)
+    if config is not None:
+        path = home.with_name(home.name + "-config.yaml")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(config))
+        mp.setenv("LAKEHOUSE_CONFIG", str(path))
+    return load_settings()
+
+
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Settings pointing every table at a fresh warehouse under tmp_path (jobs read the same env)."""
-    monkeypatch.setenv("LAKEHOUSE_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("LAKEHOUSE_WAREHOUSE", raising=False)
-    monkeypatch.delenv("LAKEHOUSE_CONTRACTS_DIR", raising=False)
-    return load_settings()
+    """Settings pointing every table at a fresh home under tmp_path (jobs read the same env)."""
+    return use_home(monkeypatch, tmp_path / "home")
 
 
 def write_csv(folder: Path, name: str, rows: list[list[object]], header: list[str] | None = None) -> Path:
@@ -89,13 +103,14 @@ def reference_deliveries(tmp_path: Path) -> dict[str, Path]:
 LONGEST_MODULES = (
     "tests/dags/test_scheduler.py",  # about 460 s: 12 spark-submits through a LocalExecutor
     "tests/dags/test_dags.py",  # about 400 s: every DAG, one spark-submit run of ingest_and_build
-    "tests/integration/test_cluster.py",  # about 220 s: a standalone cluster
-    "tests/integration/test_monitor.py",  # about 250 s: a scenario with a trained champion
-    "tests/integration/test_train_dominicks.py",  # about 250 s: Dominick's built, trained, its effects
-    "tests/integration/test_effects.py",  # about 230 s: confounded data built, trained, effects, EconML
-    "tests/integration/test_score.py",
-    "tests/integration/test_evolution.py",
-    "tests/integration/test_train.py",
+    "tests/e2e/test_docs.py",  # 540 s beside a `make run`: the quickstart and runbooks, every command
+    "tests/integration/io/test_cluster.py",  # about 220 s: a standalone cluster
+    "tests/integration/monitoring/test_monitor.py",  # about 250 s: a scenario with a trained champion
+    "tests/integration/ml/test_train_dominicks.py",  # about 250 s: Dominick's built, trained, its effects
+    "tests/integration/ml/test_effects.py",  # about 230 s: confounded data built, trained, effects, EconML
+    "tests/integration/scoring/test_score.py",
+    "tests/integration/medallion/test_evolution.py",
+    "tests/integration/ml/test_train.py",
 )
 
 

@@ -1,7 +1,7 @@
 """The generated reference pages (docs/reference/): the CLI, the tables and the configuration, from the code.
 
 `python -m lakehouse.cli.reference` (`make docs`) writes them; `--check` exits 1 naming the stale pages, and
-tests/unit/test_reference.py fails the same way, so a new flag, column or variable cannot go undocumented.
+tests/unit/cli/test_reference.py fails the same way, so a new flag, column or variable cannot go undocumented.
 """
 
 from __future__ import annotations

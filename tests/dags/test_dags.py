@@ -27,6 +27,7 @@ from lakehouse.io.catalog import (
 )
 from lakehouse.orchestration import WRITERS_POOL, pii_secret_env, submit_paths
 from lakehouse.settings import PII_SECRET_ENV, load_settings
+from tests.conftest import use_home
 from tests.dags.conftest import DAGS
 from tests.integration.helpers import assert_same_content
 
@@ -145,8 +146,7 @@ def test_on_kubernetes_the_launcher_and_jars_are_paths_in_the_image():
 @pytest.fixture
 def landing(tmp_path, monkeypatch):
     """Synthetic deliveries (20 outlets x 3 products x 10 weeks) as the landing folder, a fresh LAKEHOUSE_HOME."""
-    monkeypatch.setenv("LAKEHOUSE_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("LAKEHOUSE_WAREHOUSE", raising=False)
+    use_home(monkeypatch, tmp_path / "home")
     monkeypatch.setenv("LAKEHOUSE_SHUFFLE_PARTITIONS", "2")
     monkeypatch.setenv("LAKEHOUSE_DRIVER_MEMORY", "1g")
     raw = tmp_path / "landing"
@@ -236,7 +236,7 @@ def test_ingest_and_build_runs_a_week_end_to_end(spark, dagbag, airflow_db, land
 
     # The same run with the jobs inside the task's process (`make run`'s mode) gives the same tables.
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", IN_PROCESS)
-    monkeypatch.setenv("LAKEHOUSE_HOME", str(landing.parent / "in-process"))
+    use_home(monkeypatch, landing.parent / "in-process")
     environment = _own_environment()
     ok, states = _run(dagbag.dags["ingest_and_build"], week)
     assert ok, states
@@ -261,7 +261,7 @@ def _own_environment() -> dict[str, str]:
 
 
 def test_a_failing_task_retries_then_alerts(dagbag, airflow_db, tmp_path, monkeypatch):
-    monkeypatch.setenv("LAKEHOUSE_HOME", str(tmp_path / "home"))
+    use_home(monkeypatch, tmp_path / "home")
     monkeypatch.setenv("LAKEHOUSE_LANDING", str(tmp_path / "nothing-landed"))
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", IN_PROCESS)  # the job's own error, without a spark-submit
     dag = dagbag.dags["ingest_and_build"].partial_subset(["ingest"], include_downstream=False)
@@ -279,16 +279,12 @@ def test_a_failing_task_retries_then_alerts(dagbag, airflow_db, tmp_path, monkey
 @pytest.fixture
 def trained_home(spark, tmp_path, monkeypatch):
     """A home with 12 synthetic weeks built in-process and a champion (the DAGs then run the next steps)."""
-    import yaml
 
     from lakehouse.io import tracking
     from lakehouse.ml.train_flow import train
     from lakehouse.policy import load_ml_config
     from tests.integration.helpers import build, ingest
 
-    monkeypatch.setenv("LAKEHOUSE_HOME", str(tmp_path / "home"))
-    for var in ("LAKEHOUSE_WAREHOUSE", "MLFLOW_TRACKING_URI"):
-        monkeypatch.delenv(var, raising=False)
     config = {
         "training": {
             "cv_folds": 1,
@@ -302,8 +298,7 @@ def trained_home(spark, tmp_path, monkeypatch):
         # (the DAG still runs `effects --promote`; test_effects has the effects half of the gate).
         "gate": {"max_abs_bias": 0.2, "effects_required": False},
     }
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    monkeypatch.setenv("LAKEHOUSE_CONFIG", str(tmp_path / "config.yaml"))
+    use_home(monkeypatch, tmp_path / "home", config)
     raw = tmp_path / "landing"
     args = ["--outlets", "30", "--products", "4", "--weeks", "12", "--start", "2024-01-01"]
     assert sample_data.main(["synthetic", "--out", str(raw), *args]) == 0

@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 
 from jobs import sample_data
 from lakehouse.io.catalog import BRONZE_SALES, GOLD_FEATURES, QUARANTINE, SILVER_SALES
-from lakehouse.settings import load_settings
+from tests.conftest import use_home
 from tests.dags.conftest import DAGS, SPARK_DEFAULT
 from tests.integration import servers
 from tests.integration.helpers import assert_same_content, build, ingest, table
@@ -96,8 +96,7 @@ def test_a_manual_run_and_a_backfill_through_the_scheduler(
     assert sorted(kind for kind, _ in runs.values()) == ["backfill", "manual", "scheduled"], runs
     assert {state for _, state in runs.values()} == {"success"}, runs
 
-    monkeypatch.setenv("LAKEHOUSE_HOME", airflow.env["LAKEHOUSE_HOME"])
-    settings = load_settings()
+    settings = use_home(monkeypatch, Path(airflow.env["LAKEHOUSE_HOME"]))
     silver = table(spark, settings, SILVER_SALES)
     assert sorted(r.week_start for r in silver.select("week_start").distinct().collect()) == WEEKS
     # Every raw row is accounted for: in silver or in quarantine.
@@ -111,8 +110,7 @@ def test_a_manual_run_and_a_backfill_through_the_scheduler(
     assert not (settings.home / "alerts.log").exists()
 
     # The same weeks built in-process, in order, give the same tables.
-    monkeypatch.setenv("LAKEHOUSE_HOME", str(tmp_path / "in-process"))
-    reference = load_settings()
+    reference = use_home(monkeypatch, tmp_path / "in-process")
     ingest(spark, reference, "outlets", landing / "outlets")
     ingest(spark, reference, "products", landing / "products")
     ingest(spark, reference, "sales", *sorted((landing / "sales").glob("week=*")))

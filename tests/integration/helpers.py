@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 
@@ -18,8 +17,9 @@ from lakehouse.io.catalog import Table
 from lakehouse.medallion.build_flow import build_weeks
 from lakehouse.medallion.ingest_flow import IngestResult, ingest_deliveries
 from lakehouse.progress import Progress
-from lakehouse.settings import Settings, load_settings
+from lakehouse.settings import Settings
 from lakehouse.weeks import utc_now
+from tests.conftest import use_home
 
 
 @contextmanager
@@ -30,13 +30,7 @@ def fresh_home(
     as its LAKEHOUSE_CONFIG (else the defaults); the environment is restored on exit."""
     root = factory.mktemp(name)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LAKEHOUSE_HOME", str(root / "home"))
-        for var in ("LAKEHOUSE_WAREHOUSE", "LAKEHOUSE_CONFIG", "MLFLOW_TRACKING_URI"):
-            mp.delenv(var, raising=False)
-        if config is not None:
-            (root / "config.yaml").write_text(yaml.safe_dump(config))
-            mp.setenv("LAKEHOUSE_CONFIG", str(root / "config.yaml"))
-        yield root, load_settings(), mp
+        yield root, use_home(mp, root / "home", config), mp
 
 
 def ingest(spark: SparkSession, settings: Settings, kind: str, *folders: Path | str) -> list[IngestResult]:

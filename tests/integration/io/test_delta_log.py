@@ -23,7 +23,7 @@ from lakehouse.ml import registry
 from lakehouse.ml.models_flow import HISTORY_COLUMNS
 from lakehouse.policy import load_ml_config
 from lakehouse.settings import Settings, load_settings
-from tests.conftest import write_csv
+from tests.conftest import use_home, write_csv
 from tests.integration.conftest import BUCKET, KEY, SECRET
 from tests.integration.helpers import build, ingest, ingest_references
 
@@ -47,10 +47,7 @@ def home(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Itera
     """Two built weeks, a quarantined row and a rejected file (built once: the tests only read it)."""
     root = tmp_path_factory.mktemp("delta_log")
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("LAKEHOUSE_HOME", str(root / "home"))  # the subprocesses read it too
-        env.delenv("LAKEHOUSE_WAREHOUSE", raising=False)
-        env.delenv("LAKEHOUSE_CONTRACTS_DIR", raising=False)
-        settings = load_settings()
+        settings = use_home(env, root / "home")  # the subprocesses read it too
         outlets = [
             ["O1", "retail", "north", 10.1],
             ["O2", "foodservice", "south", 10.5],

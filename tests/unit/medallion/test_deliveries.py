@@ -58,3 +58,15 @@ def test_local_sources_may_be_glob_patterns_and_a_pattern_matching_nothing_is_an
     ]
     with pytest.raises(UsageError, match="matches no delivery folder"):
         expand_sources([str(tmp_path / "landing" / "week=*")])
+
+
+def test_relative_sources_resolve_against_the_callers_directory(tmp_path, monkeypatch):
+    """A shared Spark JVM (jobs run in-process) would resolve them against the directory it started in."""
+    from jobs.ingest import expand_sources
+
+    (tmp_path / "deliveries" / "sales" / "week=2024-01-01").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert expand_sources(["deliveries/sales/week=*", "deliveries/outlets"]) == [
+        str(tmp_path / "deliveries" / "sales" / "week=2024-01-01"),
+        str(tmp_path / "deliveries" / "outlets"),
+    ]

@@ -6,7 +6,7 @@ from lakehouse.contracts.model import load_contract
 from lakehouse.contracts.shape import rows_to_df
 from lakehouse.io import delta_io
 from lakehouse.io.catalog import CONSERVATION
-from tests.unit.test_shape import ROW
+from tests.unit.contracts.test_shape import ROW
 
 
 def test_write_if_changed_writes_a_new_version_only_for_new_rows(spark, settings):

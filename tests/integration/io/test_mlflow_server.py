@@ -33,6 +33,7 @@ from lakehouse.ml.model_inputs import model_input_columns
 from lakehouse.ml.train_flow import train
 from lakehouse.policy import from_dict
 from lakehouse.settings import PII_SECRET_ENV, Settings, load_settings
+from tests.conftest import use_home
 from tests.integration import servers
 from tests.integration.helpers import build, ingest, table, version
 
@@ -88,9 +89,8 @@ def warehouse(spark, tmp_path_factory, mlflow_server: servers.MlflowServer) -> I
     root = tmp_path_factory.mktemp("warehouse")
     tracking_before, registry_before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LAKEHOUSE_HOME", str(root / "home"))
-        for var in ("LAKEHOUSE_WAREHOUSE", "LAKEHOUSE_CONFIG", "MLFLOW_REGISTRY_URI"):
-            mp.delenv(var, raising=False)
+        use_home(mp, root / "home")
+        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
         mp.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
         mp.setenv("LAKEHOUSE_ACTOR", "ci-tests")
         settings = load_settings()

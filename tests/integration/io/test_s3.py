@@ -13,7 +13,7 @@ import pytest
 
 from lakehouse.io.catalog import BRONZE_FILES, BRONZE_SALES, GOLD_SALES_WEEKLY, SILVER_SALES
 from lakehouse.settings import Settings, load_settings
-from tests.conftest import write_csv
+from tests.conftest import use_home, write_csv
 from tests.integration.conftest import BUCKET
 from tests.integration.helpers import build, ingest, ingest_references, table, version
 
@@ -42,7 +42,7 @@ def test_s3a_deliveries_into_a_local_warehouse(spark, settings: Settings, s3, tm
 
 
 def test_warehouse_on_s3a(spark, s3, tmp_path, monkeypatch: pytest.MonkeyPatch, reference_deliveries):
-    monkeypatch.setenv("LAKEHOUSE_HOME", str(tmp_path / "home"))
+    use_home(monkeypatch, tmp_path / "home")
     monkeypatch.setenv("LAKEHOUSE_WAREHOUSE", f"s3a://{BUCKET}/warehouse")
     settings = load_settings()
     ingest_references(spark, settings, reference_deliveries)

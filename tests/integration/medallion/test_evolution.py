@@ -14,8 +14,8 @@ from pyspark.sql import functions as F
 
 from jobs import backfill, sample_data
 from lakehouse.io.catalog import BRONZE_SALES, GOLD_FEATURES, GOLD_SALES_WEEKLY, QUARANTINE, SILVER_SALES
-from lakehouse.settings import REPO_ROOT, load_settings
-from tests.conftest import SALES_HEADER, write_csv
+from lakehouse.settings import REPO_ROOT
+from tests.conftest import SALES_HEADER, use_home, write_csv
 from tests.integration.helpers import assert_same_content, build, ingest, ingest_references, table
 
 ROW1 = ["O1", "P1", "2024-01-01", 5, 2.5, 1, 0, 0]
@@ -95,14 +95,13 @@ def test_a_backfill_equals_building_the_weeks_one_by_one(spark, tmp_path, monkey
     weeks = sorted(deliveries.glob("sales/week=*"))
     homes = {}
     for name in ("weekly", "backfill"):
-        monkeypatch.setenv("LAKEHOUSE_HOME", str(tmp_path / name))
-        settings = homes[name] = load_settings()
+        settings = homes[name] = use_home(monkeypatch, tmp_path / name)
         ingest_references(spark, settings, {k: deliveries / k for k in ("outlets", "products")})
         ingest(spark, settings, "sales", *weeks)
     for folder in weeks:  # in delivery order, as the weekly schedule would
         day = date.fromisoformat(folder.name.removeprefix("week="))
         build(spark, homes["weekly"], day, day)
-    monkeypatch.setenv("LAKEHOUSE_HOME", str(tmp_path / "backfill"))
+    use_home(monkeypatch, tmp_path / "backfill")
     assert backfill.run(backfill_args("2024-01-01", "2024-02-05", chunk=4)) == 0
 
     for t in (SILVER_SALES, QUARANTINE, GOLD_SALES_WEEKLY, GOLD_FEATURES):
