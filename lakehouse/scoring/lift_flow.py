@@ -85,8 +85,9 @@ def measure_week(spark: SparkSession, settings: Settings, config: MLConfig, week
     }
     contract = load_contract(GOLD_LIFT.contract, settings.contracts_dir)
     df = rows_to_df(spark, contract, [{**fixed, **lift} for lift in lifts]).orderBy("brand")
-    # The rows already there as computed, whatever their inputs id: a re-run writes no new version.
-    if not delta_io.write_if_changed(df, GOLD_LIFT, settings, predicate, ignore=("inputs",)):
+    # Reached only when the week's inputs changed: the rows are written with the new `inputs` id even when the
+    # figures did not change, so the next run finds the week measured from these inputs.
+    if not delta_io.write_if_changed(df, GOLD_LIFT, settings, predicate):
         progress(f"kept week {week} in {GOLD_LIFT.name} (same result)")
     else:
         progress(f"wrote {len(lifts)} lift rows for week {week} ({first['experiment']}) to {GOLD_LIFT.name}")

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from pyspark import StorageLevel
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.contracts.model import load_contract
@@ -48,8 +48,11 @@ SCORE_CODE = (
     "lakehouse.policy",
     "lakehouse.medallion.gold",
 )
-# The tables scoring reads; their Delta versions are part of a week's inputs.
+# The tables scoring reads (at the Delta versions `score_inputs` pins).
 SCORE_TABLES = (GOLD_SALES_WEEKLY, SILVER_OUTLETS, SILVER_PRODUCTS, GOLD_EFFECTS, GOLD_BACKTEST)
+# Of these, scoring reads only the champion's rows: they enter a week's inputs by their own `inputs` ids, so
+# another version's effects written beside them (every retraining's challenger) do not make a week stale.
+PER_MODEL_VERSION = (GOLD_EFFECTS, GOLD_BACKTEST)
 
 
 def score_inputs(
@@ -58,10 +61,15 @@ def score_inputs(
     """Everything a week's recommendations are a function of, as one id (`inputs` on every row), and the
     Delta versions of the tables it read (scoring reads those versions)."""
     tables = {t.name: delta_io.version(spark, t, settings) for t in SCORE_TABLES if delta_io.exists(spark, t, settings)}
+    read = {t.name: tables[t.name] for t in SCORE_TABLES if t not in PER_MODEL_VERSION and t.name in tables}
+    for t in PER_MODEL_VERSION:
+        if t.name in tables:
+            rows = _of_model_version(spark, settings, t, tables[t.name], version.name, str(version.version))
+            read[t.name] = sorted({str(r["inputs"]) for r in rows.select("inputs").distinct().collect()})
     parts = {
         "week": week,
         "model": f"{version.name}/{version.version}/{version.run_id}",
-        "tables": tables,
+        "tables": read,
         "contracts": {
             t.name: load_contract(t.contract, settings.contracts_dir).version
             for t in (GOLD_FEATURES, GOLD_RECOMMENDATIONS)
@@ -78,12 +86,19 @@ def effect_book(spark: SparkSession, settings: Settings, name: str, version: str
     def of_version(table: Table) -> list[dict[str, Any]]:
         if table.name not in tables:
             return []
-        rows = delta_io.read(spark, table, settings, tables[table.name]).filter(
-            (F.col("model_name") == F.lit(name)) & (F.col("model_version") == F.lit(version))
-        )
+        rows = _of_model_version(spark, settings, table, tables[table.name], name, version)
         return [r.asDict() for r in rows.collect()]
 
     return EffectBook.of(version, of_version(GOLD_EFFECTS)).with_backtest(of_version(GOLD_BACKTEST))
+
+
+def _of_model_version(
+    spark: SparkSession, settings: Settings, table: Table, table_version: int, name: str, version: str
+) -> DataFrame:
+    """A per-model-version table's rows of one model version, as of `table_version`."""
+    return delta_io.read(spark, table, settings, table_version).filter(
+        (F.col("model_name") == F.lit(name)) & (F.col("model_version") == F.lit(version))
+    )
 
 
 def _scored_from(spark: SparkSession, settings: Settings, week: date) -> set[str | None]:
@@ -194,10 +209,9 @@ def score_week(spark: SparkSession, settings: Settings, config: MLConfig, week: 
     ).persist(StorageLevel.MEMORY_AND_DISK)
     counts = coverage(recommendations, expected)  # fails the job before anything is written
     predicate = f"week_start = '{week.isoformat()}'"
-    # A rebuild that changed nothing writes a new version of gold_sales_weekly; re-scoring on it must not
-    # rewrite the week (its rows keep pointing at the earlier, identical version and inputs).
-    ignore = ("features_version", "inputs")
-    unchanged = not delta_io.write_if_changed(recommendations, GOLD_RECOMMENDATIONS, settings, predicate, ignore)
+    # Reached only when the week's inputs changed: even when its recommendations did not, they are written
+    # with the new `inputs` id (one new version), so the next run finds them scored from these inputs.
+    unchanged = not delta_io.write_if_changed(recommendations, GOLD_RECOMMENDATIONS, settings, predicate)
     rows.unpersist()
     progress(
         f"{'kept (same result)' if unchanged else 'wrote'} {counts['rows']} recommendations for week {week} "

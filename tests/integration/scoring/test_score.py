@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 from jobs import measure_lift, sample_data, score
 from lakehouse.errors import DataError
 from lakehouse.io import delta_io, tracking
-from lakehouse.io.catalog import GOLD_LIFT, GOLD_RECOMMENDATIONS, GOLD_SALES_WEEKLY
+from lakehouse.io.catalog import GOLD_EFFECTS, GOLD_LIFT, GOLD_RECOMMENDATIONS, GOLD_SALES_WEEKLY
 from lakehouse.ml import registry
 from lakehouse.ml.train_flow import train
 from lakehouse.policy import MLConfig, from_dict
@@ -166,6 +166,40 @@ def test_a_week_scored_from_the_same_inputs_is_kept_and_a_config_change_rescores
     assert "scored from the same inputs" not in capsys.readouterr().out
     assert delta_io.version(spark, GOLD_RECOMMENDATIONS, settings) == written + 1
     score_flow.score_week(spark, settings, config, TARGET, Progress("test"))
+    assert_same_content(_week(spark, settings, TARGET), before)
+
+
+def test_a_new_input_that_changes_no_recommendation_is_recorded_so_the_next_run_keeps_the_week(spark, world, capsys):
+    settings, config, _ = world
+    champion = registry.champion(NAME)
+    inputs, _ = score_flow.score_inputs(spark, settings, config, TARGET, champion)
+    before = _week(spark, settings, TARGET).localCheckpoint()
+
+    # Another model version's effects beside the champion's: scoring reads none of them, the week stays current.
+    effects = delta_io.read(spark, GOLD_EFFECTS, settings)
+    other_version = effects.filter(F.col("model_version") == F.lit(str(champion.version))).localCheckpoint()
+    delta_io.replace_where(
+        other_version.withColumn("model_version", F.lit("999")), GOLD_EFFECTS, settings, "model_version = '999'"
+    )
+    assert score_flow.score_inputs(spark, settings, config, TARGET, champion)[0] == inputs
+
+    # An input that changes no recommendation (the lift's power): scored again, and written once with the new
+    # inputs id, so that the run after it keeps the week without scoring it.
+    powered = replace(config, experiment=replace(config.experiment, power=0.9))
+    new_inputs, _ = score_flow.score_inputs(spark, settings, powered, TARGET, champion)
+    assert new_inputs != inputs
+    written = delta_io.version(spark, GOLD_RECOMMENDATIONS, settings)
+    capsys.readouterr()
+    score_flow.score_week(spark, settings, powered, TARGET, Progress("test"))
+    assert "scored from the same inputs" not in capsys.readouterr().out
+    assert delta_io.version(spark, GOLD_RECOMMENDATIONS, settings) == written + 1
+    assert_same_content(_week(spark, settings, TARGET), before, drop=("inputs",))
+    assert {r.inputs for r in _week(spark, settings, TARGET).select("inputs").distinct().collect()} == {new_inputs}
+    score_flow.score_week(spark, settings, powered, TARGET, Progress("test"))
+    assert "scored from the same inputs" in capsys.readouterr().out
+    assert delta_io.version(spark, GOLD_RECOMMENDATIONS, settings) == written + 1
+
+    score_flow.score_week(spark, settings, config, TARGET, Progress("test"))  # back to the module's config
     assert_same_content(_week(spark, settings, TARGET), before)
 
 
