@@ -34,7 +34,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from bench import training
-from bench.medallion import _jvm_peak_heap_mb, machine, python_peak_rss_mb, run_child, write_section
+from bench.harness import jvm_peak_heap_mb, machine, python_peak_rss_mb, run_child, write_section
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -99,7 +99,7 @@ def measure_spark(home: Path) -> dict:
             f"{r['brand']}/{r['effect']}": [r["estimate"], r["std_error"]] for r in rows if r["segment"] == P.ALL
         },
         "python_peak_rss_mb": python_peak_rss_mb(),
-        "jvm_peak_heap_mb": round(_jvm_peak_heap_mb(spark)),
+        "jvm_peak_heap_mb": round(jvm_peak_heap_mb(spark)),
     }
 
 
@@ -120,7 +120,7 @@ def measure_econml(home: Path) -> dict:
         "panel_rows": len(local),
         "estimates": estimates,
         "python_peak_rss_mb": python_peak_rss_mb(),
-        "jvm_peak_heap_mb": round(_jvm_peak_heap_mb(spark)),
+        "jvm_peak_heap_mb": round(jvm_peak_heap_mb(spark)),
     }
 
 

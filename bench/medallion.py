@@ -12,37 +12,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from bench.harness import jvm_peak_heap_mb, jvm_peak_rss_mb, publish, python_peak_rss_mb, run_child
+
 PRODUCTS, WEEKS = 20, 50
 START = date(2023, 1, 2)
-
-
-def _jvm_peak_heap_mb(spark) -> float:
-    jvm = spark.sparkContext._jvm
-    pools = jvm.java.lang.management.ManagementFactory.getMemoryPoolMXBeans()
-    return sum(p.getPeakUsage().getUsed() for p in pools if p.getType().name() == "HEAP") / 2**20
-
-
-def python_peak_rss_mb() -> int:
-    """Peak resident memory of this Python process so far (each benchmark step runs in its own)."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-
-
-def _jvm_peak_rss_mb(spark) -> float:
-    pid = spark.sparkContext._jvm.ProcessHandle.current().pid()
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def run_one(rows: int, workdir: Path) -> dict:
@@ -123,29 +103,9 @@ def run_one(rows: int, workdir: Path) -> dict:
         "medallion_s": round(medallion, 1),
         "ratio_to_floor": round(medallion / timings["floor"], 2),
         "python_peak_rss_mb": python_peak_rss_mb(),
-        "jvm_peak_heap_mb": round(_jvm_peak_heap_mb(spark)),
-        "jvm_peak_rss_mb": round(_jvm_peak_rss_mb(spark)),
+        "jvm_peak_heap_mb": round(jvm_peak_heap_mb(spark)),
+        "jvm_peak_rss_mb": round(jvm_peak_rss_mb(spark)),
     }
-
-
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0]
-    import pyspark
-
-    return (
-        f"{os.cpu_count()} cores ({cpu}), {mem_gb:.0f} GiB RAM, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}, {java}, Spark {pyspark.__version__} local[*], "
-        f"driver memory {os.environ.get('LAKEHOUSE_DRIVER_MEMORY', '4g')}"
-    )
 
 
 def report(results: list[dict]) -> str:
@@ -189,32 +149,8 @@ def main() -> int:
             print(exc, file=sys.stderr)
             return 1
         print(json.dumps(results[-1]), flush=True)
-    table = f"Machine: {machine()}\n\n{report(results)}\n"
-    print(table)
-    if args.results:
-        write_section(args.results, "medallion", table)
+    publish("medallion", report(results), args.results)
     return 0
-
-
-def run_child(module: str, *args: str) -> dict:
-    """Run `python -m module args` in a fresh process (so peak memory is its own); its RESULT line as a dict."""
-    done = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, check=False)
-    line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
-    if done.returncode != 0 or line is None:
-        raise RuntimeError(f"{module} {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return json.loads(line.removeprefix("RESULT "))
-
-
-def write_section(path: Path, name: str, body: str) -> None:
-    """Replace the text between `<!-- name -->` and `<!-- /name -->` markers (other sections are kept)."""
-    begin, end = f"<!-- {name} -->", f"<!-- /{name} -->"
-    text = path.read_text() if path.exists() else ""
-    block = f"{begin}\n{body}{end}"
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -16,13 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
-from bench.medallion import machine, python_peak_rss_mb, run_child, write_section
+from bench.harness import publish, python_peak_rss_mb, run_sizes
 from bench.training import START, WEEKS
 from bench.training import prepare as build_gold
 
@@ -126,22 +124,8 @@ def main() -> int:
         steps = {"prepare": lambda h: prepare(args.rows[0], h), "monitor": monitor, "floor": floor}
         print("RESULT " + json.dumps(steps[what](Path(home))), flush=True)
         return 0
-    results = []
-    for rows in args.rows:
-        home = Path(tempfile.mkdtemp(prefix="bench-monitoring-"))
-        try:
-            run_child("bench.monitoring", "--child", "prepare", str(home), "--rows", str(rows))
-            result = {"rows": rows}
-            for step in ("monitor", "floor"):
-                result[step] = run_child("bench.monitoring", "--child", step, str(home))
-            results.append(result)
-            print(json.dumps(result), flush=True)
-        finally:
-            shutil.rmtree(home, ignore_errors=True)
-    table = f"Machine: {machine()}\n\n{report(results)}\n"
-    print(table)
-    if args.results:
-        write_section(args.results, "monitoring", table)
+    results = run_sizes("bench.monitoring", "--rows", args.rows, ("monitor", "floor"))
+    publish("monitoring", report(results), args.results)
     return 0
 
 

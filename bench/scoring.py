@@ -21,14 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from bench.medallion import machine, python_peak_rss_mb, run_child, write_section
+from bench.harness import publish, python_peak_rss_mb, run_sizes
 
 PRODUCTS = 20
 STATES = ("deal", "deal+feature", "display", "feature", "feature+display")  # of the default actions
@@ -277,22 +275,8 @@ def main() -> int:
         steps = {"prepare": lambda h: prepare(args.outlets[0], h), "platform": platform, "floor": floor}
         print("RESULT " + json.dumps(steps[what](Path(home))), flush=True)
         return 0
-    results = []
-    for outlets in args.outlets:
-        home = Path(tempfile.mkdtemp(prefix="bench-scoring-"))
-        try:
-            run_child("bench.scoring", "--child", "prepare", str(home), "--outlets", str(outlets))
-            result = {"outlets": outlets}
-            for step in ("platform", "floor"):
-                result[step] = run_child("bench.scoring", "--child", step, str(home))
-            results.append(result)
-            print(json.dumps(result), flush=True)
-        finally:
-            shutil.rmtree(home, ignore_errors=True)
-    table = f"Machine: {machine()}\n\n{report(results)}\n"
-    print(table)
-    if args.results:
-        write_section(args.results, "scoring", table)
+    results = run_sizes("bench.scoring", "--outlets", args.outlets, ("platform", "floor"))
+    publish("scoring", report(results), args.results)
     return 0
 
 

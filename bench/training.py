@@ -15,13 +15,12 @@ import argparse
 import json
 import os
 import shutil
-import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.medallion import machine, python_peak_rss_mb, run_child, write_section
+from bench.harness import publish, python_peak_rss_mb, run_sizes
 
 PRODUCTS, WEEKS, HOLDOUT = 20, 50, 8
 START = date(2023, 1, 2)
@@ -164,22 +163,12 @@ def main() -> int:
         result = prepare(args.rows[0], Path(home)) if what == "prepare" else measure(what, Path(home))
         print("RESULT " + json.dumps(result), flush=True)
         return 0
-    results = []
-    for rows in args.rows:
-        home = Path(tempfile.mkdtemp(prefix="bench-training-"))
-        try:
-            run_child("bench.training", "--child", "prepare", str(home), "--rows", str(rows))
-            result = {"rows": rows, "train_rows": rows * (WEEKS - HOLDOUT) // WEEKS}
-            for path in ("distributed", "single"):
-                result[path] = run_child("bench.training", "--child", path, str(home), "--rows", str(rows))
-            results.append(result)
-            print(json.dumps(result), flush=True)
-        finally:
-            shutil.rmtree(home, ignore_errors=True)
-    table = f"Machine: {machine()}\n\n{report(results)}\n"
-    print(table)
-    if args.results:
-        write_section(args.results, "training", table)
+
+    def known(rows: int) -> dict:
+        return {"train_rows": rows * (WEEKS - HOLDOUT) // WEEKS}
+
+    results = run_sizes("bench.training", "--rows", args.rows, ("distributed", "single"), known)
+    publish("training", report(results), args.results)
     return 0
 
 
