@@ -61,7 +61,8 @@ def score_inputs(
     """Everything a week's recommendations are a function of, as one id (`inputs` on every row), and the
     Delta versions of the tables it read (scoring reads those versions)."""
     tables = {t.name: delta_io.version(spark, t, settings) for t in SCORE_TABLES if delta_io.exists(spark, t, settings)}
-    read = {t.name: tables[t.name] for t in SCORE_TABLES if t not in PER_MODEL_VERSION and t.name in tables}
+    per_model_version = {t.name for t in PER_MODEL_VERSION}
+    read: dict[str, object] = {name: v for name, v in tables.items() if name not in per_model_version}
     for t in PER_MODEL_VERSION:
         if t.name in tables:
             rows = _of_model_version(spark, settings, t, tables[t.name], version.name, str(version.version))
