@@ -1,12 +1,13 @@
 """Weekly, after scoring: Evidently reports, data health and the retraining decision for the week that
 landed; a retraining request triggers `train` with the request in its run conf.
 
-`lakehouse monitor` records at most one request per week (rate-limited per cause) and writes its
-decision beside the week's reports; the short-circuit task reads it, so nothing downstream runs when
-there is no new request.
+`lakehouse monitor` records at most one request per week (rate-limited per cause) and stores its
+decision in gold_monitoring; the short-circuit task reads it from there (delta-rs, no Spark), so nothing
+downstream runs when there is no request. It reads the tables, not a file of the job's: on Kubernetes the
+job's driver is another pod.
 """
 
-import json
+from datetime import date
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import task
@@ -18,10 +19,11 @@ REQUEST_ID = "{{ ti.xcom_pull(task_ids='retrain_requested')['request_id'] }}"
 
 @task.short_circuit
 def retrain_requested(week: str) -> dict | bool:
-    """The decision `monitor` wrote for the week: its request, or False (the trigger is then skipped)."""
+    """The decision `monitor` stored for the week: its request, or False (the trigger is then skipped)."""
+    from lakehouse.monitoring.decisions import stored_decision
     from lakehouse.settings import load_settings
 
-    decision = json.loads((load_settings().reports_dir / week / "decision.json").read_text())
+    decision = stored_decision(load_settings(), date.fromisoformat(week))
     return decision if decision["retrain"] else False
 
 

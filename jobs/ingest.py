@@ -11,6 +11,7 @@ from lakehouse.cli.args import run_main
 from lakehouse.errors import UsageError
 from lakehouse.io.catalog import BRONZE_BY_KIND
 from lakehouse.io.spark import get_spark
+from lakehouse.medallion.deliveries import expand_uri_patterns
 from lakehouse.medallion.ingest_flow import IngestResult, already_ingested, ingest_deliveries
 from lakehouse.progress import Progress
 from lakehouse.settings import load_settings
@@ -46,7 +47,7 @@ def expand_sources(sources: list[str]) -> list[str]:
     """
     out = []
     for source in sources:
-        if "://" in source:
+        if "://" in source:  # expanded through Hadoop's FileSystem once Spark runs (expand_uri_patterns)
             out.append(source)
             continue
         matched = sorted(glob.glob(source)) if glob.has_magic(source) else [source]
@@ -72,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
             _report(results, kind, progress)
         return 0
     spark = get_spark("lakehouse-ingest", settings)
+    plan = [(kind, expand_uri_patterns(spark, sources)) for kind, sources in plan]
     for kind, sources in plan:
         _report(ingest_deliveries(spark, settings, sources, kind, utc_now()), kind, progress)
     return 0

@@ -19,7 +19,6 @@ idempotent, changes nothing. Needs scripts/airflow-env.sh sourced (the Makefile 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -162,6 +161,7 @@ def main() -> int:
     os.environ["LAKEHOUSE_RUN_LOG"] = str(log)
     quiet(log)  # before importing Airflow, which logs as it loads
     sys.path.insert(0, str(REPO))  # the DAGs import lakehouse.orchestration
+    from lakehouse.monitoring.decisions import stored_decision
     from lakehouse.orchestration import create_pools, landing
     from lakehouse.settings import load_settings
 
@@ -180,7 +180,7 @@ def main() -> int:
     run_dag(dags["score"], before, f"score {last}")
     run_dag(dags["score"], last, f"score {last + timedelta(weeks=1)}, lift of {last}")
     states = run_dag(dags["monitor"], last, "reports, data health, retraining decision")
-    decision = json.loads((settings.reports_dir / str(last) / "decision.json").read_text())
+    decision = stored_decision(settings, last)
     if states["trigger_train"] == "success":
         queued = triggered_run("train", f"retrain__{decision['request_id']}")
         what = f"the run monitor triggered for request {decision['request_id']} ({', '.join(decision['causes'])})"

@@ -103,6 +103,49 @@ def with_ingest_metadata(df: DataFrame, batch: Column | str, ingested_at: dateti
     return df.withColumn("_batch_id", batch_col).withColumn("_ingested_at", F.lit(ingested_at))
 
 
+# Casts that keep every value: the table's type of a column -> the delivered types it takes as they are.
+WIDENING: dict[type[T.DataType], tuple[type[T.DataType], ...]] = {
+    T.StringType: (T.DataType,),  # any value has a text form
+    T.DoubleType: (T.IntegralType, T.FloatType),
+    T.LongType: (T.IntegerType, T.ShortType, T.ByteType),
+    T.IntegerType: (T.ShortType, T.ByteType),
+    T.TimestampType: (T.DateType,),
+}
+
+
+def with_table_types(df: DataFrame, table_schema: T.StructType, contract: Contract) -> tuple[DataFrame, list[str]]:
+    """Columns no contract names, in the type the bronze table already has them in: such a column must
+    never refuse a delivery (a provider that starts sending `coupon_disc` as a double, after weeks of text).
+
+    The column is cast when the cast keeps every value (anything to text, a narrower number to a wider
+    one); otherwise it stays null and its values go to `_rescued_data` as text, under the column's name.
+    Returns the frame and a note per column cast or rescued. Contract columns are not touched here: their
+    types are the contract's (`with_contract_types`), and a conflict there refuses the delivery.
+    """
+    existing = {f.name: f.dataType for f in table_schema.fields}
+    notes: list[str] = []
+    for f in df.schema.fields:
+        target = existing.get(f.name)
+        if f.name in contract.column_names or target is None or f.dataType == target:
+            continue
+        if isinstance(f.dataType, T.NullType) or isinstance(f.dataType, WIDENING.get(type(target), ())):
+            df = df.withColumn(f.name, F.col(f.name).cast(target))
+            notes.append(f"{f.name}: {f.dataType.simpleString()} cast to {target.simpleString()} (the table's type)")
+            continue
+        text_map = "map<string,string>"
+        rescued = F.coalesce(F.from_json(F.col(RESCUED), text_map), F.create_map().cast(text_map))
+        value = F.map_filter(F.create_map(F.lit(f.name), F.col(f.name).cast("string")), lambda _k, v: v.isNotNull())
+        merged = F.map_concat(rescued, value)
+        df = df.withColumn(RESCUED, F.when(F.size(merged) > 0, F.to_json(merged))).withColumn(
+            f.name, F.lit(None).cast(target)
+        )
+        notes.append(
+            f"{f.name}: {f.dataType.simpleString()} does not fit the table's {target.simpleString()}; "
+            f"values kept in {RESCUED}"
+        )
+    return df, notes
+
+
 def type_conflicts(df: DataFrame, table_schema: T.StructType) -> list[str]:
     """Columns whose type in `df` differs from the same column of an existing table."""
     existing = {f.name: f.dataType for f in table_schema.fields}

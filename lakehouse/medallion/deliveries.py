@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.contracts.model import Contract
-from lakehouse.errors import DeliveryError
+from lakehouse.errors import DeliveryError, UsageError
 
 FORMATS = {".csv": "csv", ".jsonl": "json", ".json": "json", ".ndjson": "json", ".parquet": "parquet"}
 CORRUPT = "_corrupt_record"
@@ -64,6 +64,28 @@ def _hadoop_fs(spark: SparkSession, path: str):
     assert jvm is not None
     jpath = jvm.org.apache.hadoop.fs.Path(path)
     return jpath, jpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+
+def expand_uri_patterns(spark: SparkSession, sources: list[str]) -> list[str]:
+    """URIs with a glob pattern (`*`, `?`, `[...]`, `{a,b}`) replaced by what they match, through Hadoop's
+    FileSystem for their scheme (s3a://, hdfs://), sorted; other sources as they are (the CLI expands local
+    patterns itself, before any JVM starts).
+
+    Marker files are skipped, as listings skip them. A pattern that matches nothing is an error, as for
+    local patterns, so a wrong landing path does not pass as 'nothing new'.
+    """
+    out = []
+    for source in sources:
+        if "://" not in source or not any(c in source for c in "*?[{"):
+            out.append(source)
+            continue
+        jpath, fs = _hadoop_fs(spark, source)
+        statuses = fs.globStatus(jpath) or []
+        matched = sorted(s.getPath().toString() for s in statuses if _is_data_file(s.getPath().getName()))
+        if not matched:
+            raise UsageError(f"--source {source} matches no delivery folder")
+        out += matched
+    return out
 
 
 def list_delivery(spark: SparkSession, source: str) -> list[DeliveredFile]:

@@ -18,7 +18,7 @@ from lakehouse.contracts.shape import rows_to_df, select_contract
 from lakehouse.errors import DeliveryError
 from lakehouse.io import delta_io
 from lakehouse.io.catalog import BRONZE_BY_KIND, BRONZE_FILES, Table
-from lakehouse.medallion.bronze import type_conflicts, with_contract_types, with_ingest_metadata
+from lakehouse.medallion.bronze import type_conflicts, with_contract_types, with_ingest_metadata, with_table_types
 from lakehouse.medallion.deliveries import (
     DeliveredFile,
     ReadResult,
@@ -40,6 +40,7 @@ class IngestResult:
     skipped: bool = False
     rows: int = 0
     rejected: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)  # per file: columns cast to (or rescued from) bronze's types
 
 
 def ingested_batches(spark: SparkSession, settings: Settings, batches: list[str]) -> set[str]:
@@ -100,12 +101,17 @@ def _bronze_rows(
     delivery_of: dict[str, IngestResult],
     ingested_at: datetime,
 ) -> DataFrame:
-    """Typed rows of all frames with their batch ids; a type conflict with the table refuses everything."""
+    """Typed rows of all frames with their batch ids; a contract column whose type conflicts with the table
+    refuses everything, other columns take the table's type (`with_table_types`, noted on their files)."""
     schema = delta_io.read(spark, table, settings).schema if delta_io.exists(spark, table, settings) else None
     typed = []
     for frame in read.frames:
         label = ", ".join(sorted({delivery_of[p].source for p in frame.paths}))
         rows_df = with_contract_types(frame.df, contract, label, typed=frame.typed)
+        if schema is not None:
+            rows_df, notes = with_table_types(rows_df, schema, contract)
+            for path in frame.paths if notes else ():
+                delivery_of[path].notes[path] = "; ".join(notes)
         conflicts = type_conflicts(rows_df, schema) if schema is not None else []
         if conflicts:
             raise DeliveryError(f"delivery {label} refused for {table.name}: {'; '.join(conflicts)}")
@@ -144,6 +150,7 @@ def _ledger_df(
             "size_bytes": f.size,
             "status": "rejected" if f.path in r.rejected else "ingested",
             "error": r.rejected.get(f.path),
+            "notes": r.notes.get(f.path),
             "rows": None if f.path in r.rejected else counts.get(f.path, 0),
             "_ingested_at": ingested_at,
         }

@@ -3,7 +3,6 @@ champion's reference, the model's quality on the week, and the retraining decisi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from lakehouse.monitoring.checks import Check
 from lakehouse.monitoring.drift import evidently_reports
 from lakehouse.monitoring.health import contract_checks, freshness_checks, volume_check
 from lakehouse.monitoring.profile import profile, stratified_sample, summary_checks
-from lakehouse.monitoring.retraining import Decision, decide, decision_checks, quality_checks
+from lakehouse.monitoring.retraining import Decision, decide, decision_checks, quality_checks, request_id
 from lakehouse.policy import MLConfig
 from lakehouse.progress import Progress
 from lakehouse.settings import Settings
@@ -262,11 +261,6 @@ def _earlier_requests(spark: SparkSession, settings: Settings, name: str) -> lis
     return [(r.week_start, list(r.causes)) for r in requests.select("week_start", "causes").collect()]
 
 
-def request_id(name: str, week: date) -> str:
-    """One request per model and week: the id is derived from them, so a retried append is a no-op."""
-    return hashlib.sha256(f"{name}:{week.isoformat()}".encode()).hexdigest()[:16]
-
-
 def record_request(
     spark: SparkSession, settings: Settings, ref: ChampionReference, week: date, decision: Decision, run_id: str | None
 ) -> tuple[str, bool]:
@@ -365,16 +359,14 @@ def monitor_week(
     if not measured:
         progress(f"week {week} is not in {GOLD_FEATURES.name}: nothing to compare, data health only")
     checks, decision = _assess(health, measured, earlier, week, config)
+    # Written even when the rows come out as stored: they carry the new inputs id (or new health rows), so the
+    # next run finds the week measured from its inputs. Nothing here reads a local file: on Kubernetes the
+    # next run is another driver pod, and the reports live in the run's MLflow artifacts.
+    run_id = _publish(settings, config, week, ref, checks, snapshots)
+    delta_io.replace_where(_frame(spark, checks, week, ref, inputs, run_id), GOLD_MONITORING, settings, _week(week))
     reports = [settings.reports_dir / week.isoformat() / f"{n}.html" for n in snapshots]
-    if _unchanged(spark, settings, checks, week, ref, inputs) and all(p.exists() for p in reports):
-        progress(f"kept week {week} in {GOLD_MONITORING.name} (same result)")
-        run_id = None
-    else:
-        run_id = _publish(settings, config, week, ref, checks, snapshots)
-        df = _frame(spark, checks, week, ref, inputs, run_id)
-        delta_io.replace_where(df, GOLD_MONITORING, settings, _week(week))
-        where = f" and {len(reports)} reports in {reports[0].parent}" if reports else ""
-        progress(f"wrote {len(checks)} rows for week {week} to {GOLD_MONITORING.name}{where} (MLflow run {run_id})")
+    where = f" and {len(reports)} reports in {reports[0].parent}" if reports else ""
+    progress(f"wrote {len(checks)} rows for week {week} to {GOLD_MONITORING.name}{where} (MLflow run {run_id})")
     return _request_and_decision(spark, settings, ref, week, decision, run_id, progress)
 
 
@@ -397,7 +389,8 @@ def _request_and_decision(
 
 
 def write_decision(settings: Settings, week: date, decision: Decision, rid: str | None) -> Path:
-    """The decision beside the week's reports, for a scheduler to branch on without starting Spark."""
+    """The decision beside the week's reports, for a person (a scheduler reads the tables instead:
+    lakehouse.monitoring.decisions)."""
     path = settings.reports_dir / week.isoformat() / "decision.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {

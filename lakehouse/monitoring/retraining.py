@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -88,11 +89,19 @@ def decide(
     return Decision(tuple(causes), requested, cooldown, blocked, evidence)
 
 
+# The decision's rows in gold_monitoring: (RETRAINING, REQUESTED) is 1.0 when the week requests retraining.
+RETRAINING, REQUESTED = "retraining", "requested"
+
+
+def request_id(name: str, week: date) -> str:
+    """One request per model and week: the id is derived from them, so a retried append is a no-op."""
+    return hashlib.sha256(f"{name}:{week.isoformat()}".encode()).hexdigest()[:16]
+
+
 def decision_checks(decision: Decision) -> list[Check]:
-    """The decision as rows of the week, so the monitoring table tells the whole story."""
+    """The decision as rows of the week, so the monitoring table tells the whole story (and a scheduler
+    branches on it: lakehouse.monitoring.decisions)."""
     return [
-        Check("retraining", "requested", None, float(decision.retrain), None, WARN if decision.retrain else OK),
-        Check(
-            "retraining", "blocked", None, float(bool(decision.blocked_by)), None, FAIL if decision.blocked_by else OK
-        ),
+        Check(RETRAINING, REQUESTED, None, float(decision.retrain), None, WARN if decision.retrain else OK),
+        Check(RETRAINING, "blocked", None, float(bool(decision.blocked_by)), None, FAIL if decision.blocked_by else OK),
     ]

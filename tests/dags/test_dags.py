@@ -17,6 +17,7 @@ from jobs import sample_data
 from lakehouse.contracts.pii import hmac_hex
 from lakehouse.io import delta_io
 from lakehouse.io.catalog import (
+    BRONZE_FILES,
     BRONZE_SALES,
     CONSERVATION,
     GOLD_FEATURES,
@@ -27,9 +28,8 @@ from lakehouse.io.catalog import (
 )
 from lakehouse.orchestration import WRITERS_POOL, pii_secret_env, submit_paths
 from lakehouse.settings import PII_SECRET_ENV, load_settings
-from tests.conftest import use_home
+from tests.conftest import BUCKET, use_home
 from tests.dags.conftest import DAGS
-from tests.integration.helpers import assert_same_content
 
 DAG_IDS = {"ingest_and_build", "train", "score", "monitor"}
 # spark_default as `make run` gives it on a local master: jobs run in the task's process (no spark-submit).
@@ -204,25 +204,30 @@ def _rendered_fields(dag_id: str, run_id: str | None = None) -> dict[str, str]:
         return {r.task_id: json.dumps(r.rendered_fields) for r in session.scalars(query)}
 
 
-@pytest.mark.slow  # spark-submit per task, the production path
+@pytest.mark.world  # two DAG runs end to end: `make test` runs it, `make test-fast` not
 def test_ingest_and_build_runs_a_week_end_to_end(spark, dagbag, airflow_db, landing, monkeypatch, capfd):
+    """`make run`'s mode: the jobs inside the task's process (test_scheduler runs the same DAG with a
+    spark-submit per task under a real scheduler, and compares its tables with an in-process build)."""
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", IN_PROCESS)
     monkeypatch.delenv(PII_SECRET_ENV)
     connection = {"conn_type": "generic", "password": CONNECTION_SECRET}
     monkeypatch.setenv("AIRFLOW_CONN_LAKEHOUSE_PII", json.dumps(connection))
+    environment = _own_environment()
     week = date(2024, 1, 29)
     ok, states = _run(dagbag.dags["ingest_and_build"], week)
     assert ok, states
+    assert _own_environment() == environment, "the jobs' environment (actor, PII key) stayed in the job"
     settings = load_settings()
 
     # The key came from the connection (silver holds pseudonyms made with it) and went nowhere else:
-    # not into a rendered template, the output of the task and of spark-submit, or Airflow's log files.
+    # not into a rendered template, the output of the task, or Airflow's log files.
     contact_key = delta_io.read(spark, SILVER_OUTLETS, settings).filter(F.col("outlet_id") == "OUT000003").first()
     assert contact_key is not None
     assert contact_key["contact_key"] == hmac_hex(CONNECTION_SECRET.encode(), "owner00001@example.com")
     rendered = _rendered_fields("ingest_and_build")
     assert week.isoformat() in rendered["build"], "the build task's rendered fields were stored"
     captured = capfd.readouterr()
-    assert "spark-submit" in captured.out + captured.err, "the task output was captured"
+    assert "silver weeks" in captured.out + captured.err, "the task output was captured"
     logs = [p.read_text(errors="replace") for p in Path(os.environ["AIRFLOW_HOME"]).rglob("*.log")]
     for text in (*rendered.values(), captured.out, captured.err, *logs):
         assert CONNECTION_SECRET not in text
@@ -234,30 +239,37 @@ def test_ingest_and_build_runs_a_week_end_to_end(spark, dagbag, airflow_db, land
     assert gold.filter(F.col("units_lag_1").isNull()).count() == 20 * 3  # week 3 alone: lags not built yet
     assert week - timedelta(weeks=1) not in {r.week_start for r in gold.select("week_start").distinct().collect()}
 
-    # The same run with the jobs inside the task's process (`make run`'s mode) gives the same tables.
-    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", IN_PROCESS)
-    use_home(monkeypatch, landing.parent / "in-process")
-    environment = _own_environment()
-    ok, states = _run(dagbag.dags["ingest_and_build"], week)
-    assert ok, states
-    assert _own_environment() == environment, "the jobs' environment (actor, PII key) stayed in the job"
-    in_process = load_settings()
-    tables = (BRONZE_SALES, SILVER_OUTLETS, SILVER_SALES, QUARANTINE, CONSERVATION, GOLD_SALES_WEEKLY, GOLD_FEATURES)
-    for t in tables:
-        assert_same_content(
-            delta_io.read(spark, t, in_process), delta_io.read(spark, t, settings), drop=("_ingested_at",)
-        )
-
     # The run again (what a backfill with --reprocess-behavior completed does): every table keeps its version.
-    versions = {t.name: delta_io.version(spark, t, in_process) for t in tables}
+    tables = (BRONZE_SALES, SILVER_OUTLETS, SILVER_SALES, QUARANTINE, CONSERVATION, GOLD_SALES_WEEKLY, GOLD_FEATURES)
+    versions = {t.name: delta_io.version(spark, t, settings) for t in tables}
     ok, states = _run(dagbag.dags["ingest_and_build"], week)
     assert ok, states
-    assert {t.name: delta_io.version(spark, t, in_process) for t in tables} == versions
+    assert {t.name: delta_io.version(spark, t, settings) for t in tables} == versions
+
+
+@pytest.mark.slow  # a real S3 server
+def test_an_s3a_landing_expands_its_weekly_folders(spark, dagbag, airflow_db, landing, s3, monkeypatch):
+    """LAKEHOUSE_LANDING=s3a://...: the DAG's `sales/week=*` is expanded through Hadoop's FileSystem."""
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", IN_PROCESS)
+    for path in sorted(p for p in landing.rglob("*") if p.is_file()):
+        s3.upload_file(str(path), BUCKET, f"landing/{path.relative_to(landing)}")
+    monkeypatch.setenv("LAKEHOUSE_LANDING", f"s3a://{BUCKET}/landing")
+    week = date(2024, 1, 29)
+    ok, states = _run(dagbag.dags["ingest_and_build"], week)
+    assert ok, states
+    settings = load_settings()
+    ledger = delta_io.read(spark, BRONZE_FILES, settings).filter(F.col("kind") == "sales").collect()
+    weeks = sorted({r._source_file.split("/sales/")[1].split("/")[0] for r in ledger})
+    assert weeks == [f"week={date(2024, 1, 1) + timedelta(weeks=i)}" for i in range(10)]
+    assert all(r._source_file.startswith(f"s3a://{BUCKET}/landing/sales/week=") for r in ledger)
+    silver = delta_io.read(spark, SILVER_SALES, settings).filter(F.col("week_start") == F.lit(week))
+    assert silver.count() == 20 * 3
 
 
 def _own_environment() -> dict[str, str]:
-    """This process's environment but for what Airflow's task runner sets for every task (AIRFLOW_CTX_*)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CTX_")}
+    """This process's environment but for what Airflow's task runner sets for every task (AIRFLOW_CTX_*, and
+    _AIRFLOW_PARSING_CONTEXT_* when it parses the DAG for a task)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CTX_", "_AIRFLOW_PARSING_CONTEXT_"))}
 
 
 def test_a_failing_task_retries_then_alerts(dagbag, airflow_db, tmp_path, monkeypatch):

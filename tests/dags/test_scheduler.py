@@ -4,13 +4,16 @@ metadata database, a manual run and a one-week backfill from the CLI.
 What dag.test() cannot show: the scheduler creates and queues the runs, the executor starts every task
 in its own process that reports to the execution API, runs of different kinds (the run unpausing
 starts, a manual run, backfill runs) share the writers' pool instead of racing on Delta tables, and
-the tables come out as the same weeks built in-process. That re-running a run changes nothing is the
-jobs' property, shown without a scheduler (tests/dags/test_dags.py re-runs the DAG in-process; the
-backfill again, four more spark-submits, took a third of this test's 760 s).
+the tables come out as the same weeks built in-process, and the pseudonymisation key, given only as
+the Airflow connection, reaches the jobs and no log, rendered field or command line. This is the test of
+the production path (a spark-submit per task); tests/dags/test_dags.py runs the same DAGs in-process.
+That re-running a run changes nothing is the jobs' property, shown without a scheduler (test_dags
+re-runs the DAG in-process; the backfill again, four more spark-submits, took a third of this test's 760 s).
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -22,7 +25,9 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import sample_data
-from lakehouse.io.catalog import BRONZE_SALES, GOLD_FEATURES, QUARANTINE, SILVER_SALES
+from lakehouse.contracts.pii import hmac_hex
+from lakehouse.io.catalog import BRONZE_SALES, GOLD_FEATURES, QUARANTINE, SILVER_OUTLETS, SILVER_SALES
+from lakehouse.settings import PII_SECRET_ENV
 from tests.conftest import use_home
 from tests.dags.conftest import DAGS, SPARK_DEFAULT
 from tests.integration import servers
@@ -33,6 +38,8 @@ pytestmark = pytest.mark.slow  # real servers: see the module docstring
 DAG_ID = "ingest_and_build"
 WEEKS = [date(2024, 1, 1), date(2024, 1, 8)]
 OUTLETS, PRODUCTS = 20, 3
+# The pseudonymisation key as a deployment gives it: only as the Airflow connection, not in the environment.
+CONNECTION_SECRET = "airflow-connection-pii-key-00112233445566778899aabbccddeeff"
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +59,13 @@ def airflow(landing: Path, tmp_path_factory) -> Iterator[servers.Airflow]:
         "LAKEHOUSE_LANDING": str(landing),
         "LAKEHOUSE_SHUFFLE_PARTITIONS": "2",
         "LAKEHOUSE_DRIVER_MEMORY": "1g",
+        "AIRFLOW_CONN_LAKEHOUSE_PII": json.dumps({"conn_type": "generic", "password": CONNECTION_SECRET}),
     }
-    with servers.postgres(databases=("airflow",)) as pg, servers.airflow(pg.url("airflow"), DAGS, work, env) as af:
+    without = (PII_SECRET_ENV,)  # the key only as the connection, as a deployment gives it
+    with (
+        servers.postgres(databases=("airflow",)) as pg,
+        servers.airflow(pg.url("airflow"), DAGS, work, env, without) as af,
+    ):
         # What `make up` and `make run` do: without the pool, the scheduler never queues a Spark task.
         create = "from lakehouse.orchestration import create_pools; create_pools()"
         subprocess.run([sys.executable, "-c", create], env=af.env, check=True, capture_output=True)
@@ -68,6 +80,16 @@ def _runs(af: servers.Airflow) -> dict[str, tuple[str, str]]:
         with conn.cursor() as cur:
             cur.execute("SELECT run_id, run_type, state FROM dag_run WHERE dag_id = %s", (DAG_ID,))
             return {run_id: (run_type, state) for run_id, run_type, state in cur.fetchall()}
+
+
+def _rendered_fields(af: servers.Airflow) -> list[str]:
+    """Every task's rendered template fields as the scheduler stored them (JSON text)."""
+    import psycopg2
+
+    with psycopg2.connect(af.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("+psycopg2", "")) as conn:
+        with conn.cursor() as cur:
+            cur.execute("SELECT rendered_fields FROM rendered_task_instance_fields WHERE dag_id = %s", (DAG_ID,))
+            return [json.dumps(fields) for (fields,) in cur.fetchall()]
 
 
 def _wait_for_runs(af: servers.Airflow, count: int, timeout: float = 1200) -> dict[str, tuple[str, str]]:
@@ -109,7 +131,18 @@ def test_a_manual_run_and_a_backfill_through_the_scheduler(
     assert later.filter(F.col("units_lag_1").isNull()).count() == 0
     assert not (settings.home / "alerts.log").exists()
 
-    # The same weeks built in-process, in order, give the same tables.
+    # The key came from the connection (silver holds pseudonyms made with it) and went nowhere else: not
+    # into a rendered field, the scheduler's, API server's or a task's log (spark-submit's output included).
+    owner = table(spark, settings, SILVER_OUTLETS).filter(F.col("outlet_id") == "OUT000003").first()
+    assert owner is not None and owner["contact_key"] == hmac_hex(CONNECTION_SECRET.encode(), "owner00001@example.com")
+    rendered = _rendered_fields(airflow)
+    assert any("2024-01-08" in fields for fields in rendered), "the tasks' rendered fields were stored"
+    logs = [p.read_text(errors="replace") for p in airflow.home.parent.rglob("*.log")]
+    assert any("spark-submit" in text.lower() for text in logs), "the tasks' output was logged"
+    assert all(CONNECTION_SECRET not in text for text in (*rendered, *logs))
+
+    # The same weeks built in-process, in order, with the same key, give the same tables.
+    monkeypatch.setenv(PII_SECRET_ENV, CONNECTION_SECRET)
     reference = use_home(monkeypatch, tmp_path / "in-process")
     ingest(spark, reference, "outlets", landing / "outlets")
     ingest(spark, reference, "products", landing / "products")

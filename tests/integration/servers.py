@@ -312,10 +312,16 @@ class Airflow:
 
 @contextmanager
 def airflow(
-    database_url: str, dags: Path, workdir: Path, env: Mapping[str, str], timeout: float = 180
+    database_url: str,
+    dags: Path,
+    workdir: Path,
+    env: Mapping[str, str],
+    without: tuple[str, ...] = (),
+    timeout: float = 180,
 ) -> Iterator[Airflow]:
     """A migrated Airflow metadata database at `database_url`, the DAGs in `dags` serialized, then
-    `airflow api-server` (on a free port) and `airflow scheduler` (LocalExecutor) running.
+    `airflow api-server` (on a free port) and `airflow scheduler` (LocalExecutor) running, with this
+    process's environment but Airflow's own variables and `without`, plus `env`.
 
     No dag-processor: the DAGs are serialized once (`airflow dags reserialize`), which is all the
     scheduler and the backfill command need. Tasks report to the API server's execution API.
@@ -324,7 +330,7 @@ def airflow(
     url = f"http://{HOST}:{port}"
     home = workdir / "airflow-home"
     home.mkdir(parents=True, exist_ok=True)
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW") and k not in without}
     full_env |= {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url,

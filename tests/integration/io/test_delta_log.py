@@ -23,8 +23,7 @@ from lakehouse.ml import registry
 from lakehouse.ml.models_flow import HISTORY_COLUMNS
 from lakehouse.policy import load_ml_config
 from lakehouse.settings import Settings, load_settings
-from tests.conftest import use_home, write_csv
-from tests.integration.conftest import BUCKET, KEY, SECRET
+from tests.conftest import BUCKET, KEY, SECRET, use_home, write_csv
 from tests.integration.helpers import build, ingest, ingest_references
 
 # Runs the CLI as the `lakehouse` command does and says on stderr's last line which of pyspark and the Spark

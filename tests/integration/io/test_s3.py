@@ -13,8 +13,7 @@ import pytest
 
 from lakehouse.io.catalog import BRONZE_FILES, BRONZE_SALES, GOLD_SALES_WEEKLY, SILVER_SALES
 from lakehouse.settings import Settings, load_settings
-from tests.conftest import use_home, write_csv
-from tests.integration.conftest import BUCKET
+from tests.conftest import BUCKET, use_home, write_csv
 from tests.integration.helpers import build, ingest, ingest_references, table, version
 
 pytestmark = pytest.mark.slow  # real servers: see the module docstring

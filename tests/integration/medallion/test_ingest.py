@@ -109,6 +109,43 @@ def test_parquet_with_a_conflicting_type_is_refused_and_writes_nothing(spark, se
     assert (version(spark, settings, BRONZE_SALES), version(spark, settings, BRONZE_FILES)) == before
 
 
+def _parquet(spark, folder: Path, rows: list[tuple], schema: str) -> Path:
+    """A one-file Parquet delivery in `folder` (Spark writes it, as a provider's pipeline would)."""
+    spark.createDataFrame(rows, schema).coalesce(1).write.parquet(str(folder))
+    return folder
+
+
+def test_a_column_no_contract_names_never_refuses_a_delivery(spark, settings, tmp_path):
+    """A provider that changes format: CSV weeks, then JSON Lines weeks adding `coupon_disc` (text in bronze),
+    then Parquet weeks where it is a double. Contract columns still refuse a conflicting type (above)."""
+    sales = "outlet_id string, product_id string, sale_date string, units long, unit_price double"
+    ingest(spark, settings, "sales", write_csv(tmp_path / "w1", "sales.csv", ROWS).parent)
+    line = {"outlet_id": "O2", "product_id": "P1", "sale_date": "2024-01-09", "units": 4, "unit_price": 2.0}
+    w2 = write_jsonl(tmp_path / "w2", "sales.jsonl", [{**line, "coupon_disc": 0.25}]).parent
+    ingest(spark, settings, "sales", w2)
+    w3 = _parquet(spark, tmp_path / "w3", [("O3", "P2", "2024-01-16", 7, 2.25, 0.5)], f"{sales}, coupon_disc double")
+    [result] = ingest(spark, settings, "sales", w3)
+
+    assert result.rows == 1 and not result.rejected
+    bronze = {str(r["sale_date"]): r for r in table(spark, settings, BRONZE_SALES).collect()}
+    assert bronze["2024-01-09"]["coupon_disc"] == "0.25" and bronze["2024-01-16"]["coupon_disc"] == "0.5"
+    assert bronze["2024-01-16"]["units"] == 7.0 and bronze["2024-01-16"]["_rescued_data"] is None
+    ledger = table(spark, settings, BRONZE_FILES).filter(F.col("_batch_id") == result.batch).collect()
+    assert [r["notes"] for r in ledger] == ["coupon_disc: double cast to string (the table's type)"]
+
+    # A type that does not fit the table's (text where it holds numbers): the values are kept, not cast.
+    w4 = _parquet(spark, tmp_path / "w4", [("O1", "P3", "2024-01-23", 2, 1.0, 3)], f"{sales}, promo_code int")
+    ingest(spark, settings, "sales", w4)
+    w5 = _parquet(spark, tmp_path / "w5", [("O2", "P3", "2024-01-30", 1, 1.0, "X9")], f"{sales}, promo_code string")
+    [result] = ingest(spark, settings, "sales", w5)
+    row = table(spark, settings, BRONZE_SALES).filter(F.col("sale_date") == "2024-01-30").first()
+    assert row is not None and row["promo_code"] is None and row["_rescued_data"] == '{"promo_code":"X9"}'
+    ledger = table(spark, settings, BRONZE_FILES).filter(F.col("_batch_id") == result.batch).collect()
+    kept = "promo_code: string does not fit the table's int; values kept in _rescued_data"
+    assert [r["notes"] for r in ledger] == [kept]
+    assert table(spark, settings, BRONZE_SALES).count() == 6  # every delivered row landed
+
+
 def test_a_landing_with_nothing_new_is_answered_from_the_ledger_without_a_jvm(spark, settings, tmp_path):
     """The second ingest of a landing lists it in Python and reads the ledger with delta-rs: no JVM starts
     (here none can: java is off the PATH and JAVA_HOME points nowhere), and it says what it skipped."""

@@ -19,12 +19,14 @@ from typing import Any
 import pytest
 
 from jobs import monitor, sample_data
+from lakehouse.errors import DataError
 from lakehouse.io import delta_io, tracking
 from lakehouse.io.catalog import GOLD_MONITORING, RETRAIN_REQUESTS
 from lakehouse.ml import registry
 from lakehouse.ml.train_flow import train
 from lakehouse.monitoring import monitor_flow
 from lakehouse.monitoring.checks import DATA_DRIFT, QUALITY
+from lakehouse.monitoring.decisions import stored_decision
 from lakehouse.policy import from_dict
 from lakehouse.progress import Progress
 from tests.integration.helpers import build, fresh_home, ingest, table
@@ -102,6 +104,13 @@ def scenario(spark, tmp_path_factory) -> Iterator[dict[str, Any]]:
             monitor_flow.measure_inputs(spark, settings, c, week(36), ref) for c in (config, config, other)
         ]
         steps["monitoring_version_again"] = delta_io.version(spark, GOLD_MONITORING, settings)
+        # Kubernetes: the week monitored again by a driver pod with a home of its own (the warehouse and MLflow
+        # are shared), then the Airflow worker, a third machine, reads the decision from the tables.
+        pod = replace(settings, home=root / "driver-pod", mlflow_tracking_uri=settings.tracking_uri)
+        steps["pod"] = monitor_flow.monitor_week(spark, pod, config, week(36), Progress("test-pod"))
+        steps["monitoring_version_pod"] = delta_io.version(spark, GOLD_MONITORING, settings)
+        worker = replace(settings, home=root / "airflow-worker", mlflow_tracking_uri=settings.tracking_uri)
+        steps["worker_decisions"] = {i: stored_decision(worker, week(i)) for i in (35, 36)}
         steps["cooldown"] = monitor_week(37), requests()
         steps["not_landed"] = monitor_week(WEEKS), requests()  # a week nobody delivered yet
         steps["rows"] = table(spark, settings, GOLD_MONITORING).collect()
@@ -158,6 +167,20 @@ def test_rerunning_a_week_changes_nothing(scenario):
     assert "measured from the same inputs" in scenario["again_said"] and "Evidently on" not in scenario["again_said"]
     same, again, other_config = scenario["inputs"]
     assert same == again != other_config  # a changed monitoring config measures the week again
+
+
+def test_a_driver_pod_without_the_reports_folder_keeps_the_week_and_the_worker_reads_the_decision(scenario):
+    """On Kubernetes the driver and the Airflow worker share the tables and MLflow, not a home folder."""
+    decision, request = scenario["pod"]
+    assert decision.retrain and request == scenario["drift"][0][1]
+    assert scenario["monitoring_version_pod"] == scenario["monitoring_version"]  # the week kept as it was
+    decisions = scenario["worker_decisions"]
+    (recorded,) = scenario["drift"][1]
+    causes = list(recorded.causes)
+    assert decisions[36] == {"week": str(week(36)), "retrain": True, "request_id": request, "causes": causes}
+    assert decisions[35] == {"week": str(week(35)), "retrain": False, "request_id": None, "causes": []}
+    with pytest.raises(DataError, match="has no retraining decision"):
+        stored_decision(scenario["settings"], week(WEEKS + 5))
 
 
 def test_a_second_drifted_week_within_the_cooldown_requests_nothing(scenario):
