@@ -16,6 +16,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,20 +64,22 @@ def keep_pyspark_out() -> None:
     sys.modules.setdefault("pyspark", None)  # type: ignore[arg-type]
 
 
-def registry_client(settings: Settings) -> Any:
+@cache
+def registry_client(tracking_uri: str) -> Any:
+    """One MLflow client per store for the process (each would open its own database engine)."""
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
-def read_champion(settings: Settings, client: Any, model_name: str) -> Champion | None:
+def read_champion(settings: Settings, model_name: str) -> Champion | None:
     """The registry's @champion now, or None when there is none (no store yet, no model, no alias)."""
     from mlflow.exceptions import MlflowException
 
     if settings.tracking_uri.startswith("sqlite:") and not (settings.mlflow_dir / "mlflow.db").exists():
         return None  # nothing trained in this home: do not create a store only to find it empty
     try:
-        version = client.get_model_version_by_alias(model_name, CHAMPION)
+        version = registry_client(settings.tracking_uri).get_model_version_by_alias(model_name, CHAMPION)
     except MlflowException as exc:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None
@@ -89,13 +92,13 @@ def _version(delta_table: DeltaTable | None) -> int | None:
     return None if delta_table is None else delta_table.version()
 
 
-def load(settings: Settings, config: MLConfig, client: Any, served: Versions | None) -> Snapshot | None:
+def load(settings: Settings, config: MLConfig, served: Versions | None) -> Snapshot | None:
     """A snapshot of the tables and the champion now; None when they are still those of `served`."""
     recommendations = delta_log.open_table(GOLD_RECOMMENDATIONS, settings)
     if recommendations is None:
         raise NotReady("no week has been scored yet: run `lakehouse score --week W`")
     name = config.registry.model_name
-    champion = read_champion(settings, client, name)
+    champion = read_champion(settings, name)
     if champion is None:
         raise NotReady(f"model {name!r} has no @champion yet: run `lakehouse train` (the gate promotes)")
     effects, lift, outlets = (delta_log.open_table(t, settings) for t in (GOLD_EFFECTS, GOLD_LIFT, SILVER_OUTLETS))
@@ -123,7 +126,6 @@ class Refresher:
 
     def __init__(self, svc: Service, settings: Settings, config: MLConfig) -> None:
         self.svc, self.settings, self.config = svc, settings, config
-        self._client: Any = None
         self._tokens_stat = _stat(settings.tokens_file)
         self._stop = threading.Event()
 
@@ -132,9 +134,8 @@ class Refresher:
         self._reload_tokens()
         current = self.svc.current
         try:
-            self._client = self._client or registry_client(self.settings)
             served = None if current.snapshot is None else current.snapshot.versions
-            snapshot = load(self.settings, self.config, self._client, served)
+            snapshot = load(self.settings, self.config, served)
         except NotReady as exc:
             if current.snapshot is None and current.not_ready != str(exc):
                 current.not_ready = str(exc)
