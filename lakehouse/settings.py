@@ -50,7 +50,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "LAKEHOUSE_CONFIG",
         "unset",
-        "YAML overriding `lakehouse/policy.yaml` (training, gate, registry, effects, scoring, monitoring)",
+        "YAML overriding `lakehouse/policy.yaml` (training, gate, registry, effects, scoring, monitoring, serving)",
         "policy",
     ),
     Variable("LAKEHOUSE_SPARK_MASTER", "`local[*]`", "Spark master of commands, e.g. `spark://host:7077`", "spark"),

@@ -251,6 +251,8 @@ def create_app(svc: Service, lifespan: Callable[[FastAPI], AbstractAsyncContextM
         version="1",
         description="Next week's actions per outlet, the champion's effects and the measured lift (read-only).",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load their scripts from a CDN; the schema stays at /openapi.json
+        redoc_url=None,
     )
     app.state.service = svc
     _routes(app)

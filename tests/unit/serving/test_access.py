@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from jobs import serve_token
 from lakehouse.errors import UsageError
 from lakehouse.serving.ratelimit import RateLimiter, retry_after
 from lakehouse.serving.tokens import Principal, add_token, read_tokens, token_hash
@@ -90,3 +91,15 @@ def test_a_token_with_its_own_limit_gets_its_own_bucket():
     assert limiter.wait_seconds("tight", rate=0.1, burst=1) == 0.0
     assert limiter.wait_seconds("tight", rate=0.1, burst=1) == pytest.approx(10.0)
     assert retry_after(10.0) == "10" and retry_after(0.01) == "1" and retry_after(1.2) == "2"
+
+
+def test_serve_token_prints_the_token_alone_once_and_stores_its_hash(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "mounted" / "tokens"
+    monkeypatch.setenv("LAKEHOUSE_SERVE_TOKENS", str(path))
+    assert serve_token.main(["--name", "rep-7", "--role", "outlet:7", "--rate", "5"]) == 0
+    out, err = capsys.readouterr()
+    token = out.strip()
+    assert read_tokens(path).who(token) == Principal("rep-7", "outlet:7", 5.0, None)
+    assert token not in path.read_text() and token not in err and "rep-7" in err
+    assert serve_token.main(["--name", "rep-8", "--role", "owner"]) == 2  # a usage error, nothing written
+    assert "role must be" in capsys.readouterr().err and len(read_tokens(path).by_hash) == 1
