@@ -55,8 +55,8 @@ class NotReady(Exception):
 def keep_pyspark_out() -> None:
     """Make `import pyspark` fail in this process, as if pyspark were not installed.
 
-    MLflow's client imports `mlflow.types`, which probes `import pyspark` to map Spark types: 87 modules,
-    a second and tens of MB the service has no use for. A None entry in `sys.modules` is Python's way to
+    MLflow's client imports `mlflow.types`, which probes `import pyspark` to map Spark types: 87 modules
+    of pyspark the service has no use for. A None entry in `sys.modules` is Python's way to
     make an import raise ImportError, and MLflow then takes its path without Spark. `serve` calls it
     first, so serving code that needed pyspark would fail in the server tests rather than load it.
     A process that has already loaded pyspark (a test session) keeps it.
@@ -76,11 +76,12 @@ def read_champion(settings: Settings, model_name: str) -> Champion | None:
     """The registry's @champion now, or None when there is none (no store yet, no model, no alias)."""
     from mlflow.exceptions import MlflowException
 
-    if settings.tracking_uri.startswith("sqlite:") and not (settings.mlflow_dir / "mlflow.db").exists():
+    if settings.mlflow_tracking_uri is None and not (settings.mlflow_dir / "mlflow.db").exists():
         return None  # nothing trained in this home: do not create a store only to find it empty
     try:
         version = registry_client(settings.tracking_uri).get_model_version_by_alias(model_name, CHAMPION)
     except MlflowException as exc:
+        # No such model; a model without the alias. Anything else (the store unreachable) is a failed load.
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None
         raise

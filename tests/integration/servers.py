@@ -374,6 +374,10 @@ class LakehouseServer:
     log: Path
     proc: subprocess.Popen
 
+    def wait_until_ready(self, timeout: float = 120) -> None:
+        """Block until /readyz answers 200: tables and champion loaded (fails the test, with the log, if not)."""
+        _wait(lambda: _answers(f"{self.url}/readyz"), timeout, "lakehouse serve's /readyz", self.log, self.proc)
+
 
 @contextmanager
 def lakehouse_server(workdir: Path, timeout: float = 120) -> Iterator[LakehouseServer]:

@@ -70,7 +70,7 @@ def world(tmp_path_factory) -> Iterator[World]:
             wait_for(lambda: "@champion" in world.get("/readyz").text, "the service finds no champion")
             world.before_champion = {path: world.get(path) for path in ("/readyz", "/v1/effects")}
             registry.set_registered_model_alias(MODEL, "champion", "1")
-            wait_for(lambda: world.get("/readyz").status_code == 200, "the service gets ready")
+            server.wait_until_ready()
             yield world
 
 
