@@ -7,6 +7,7 @@ import yaml
 
 from jobs import serve_token
 from lakehouse.errors import UsageError
+from lakehouse.policy import ServingConfig, from_dict
 from lakehouse.serving.ratelimit import RateLimiter, retry_after
 from lakehouse.serving.tokens import Principal, add_token, read_tokens, token_hash
 
@@ -103,3 +104,13 @@ def test_serve_token_prints_the_token_alone_once_and_stores_its_hash(tmp_path, m
     assert token not in path.read_text() and token not in err and "rep-7" in err
     assert serve_token.main(["--name", "rep-8", "--role", "owner"]) == 2  # a usage error, nothing written
     assert "role must be" in capsys.readouterr().err and len(read_tokens(path).by_hash) == 1
+
+
+def test_the_serving_policy_is_validated():
+    assert from_dict({}).serving == ServingConfig(10, 20, 40, 100, 1000)
+    with pytest.raises(UsageError, match=r"page_size must be between 1 and serving\.max_page_size"):
+        from_dict({"serving": {"page_size": 2000}})
+    with pytest.raises(UsageError, match="rate_per_second must be positive"):
+        from_dict({"serving": {"rate_per_second": 0}})
+    with pytest.raises(UsageError, match="unknown keys: rate"):
+        from_dict({"serving": {"rate": 5}})
