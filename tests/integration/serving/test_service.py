@@ -261,11 +261,19 @@ def test_a_new_week_and_a_new_champion_swap_in_while_requests_run(world):
     assert effects["model_version"] == "2" and {e["estimate"] for e in effects["items"]} == {0.2}
 
 
+def test_a_token_added_while_it_runs_is_accepted_without_a_restart(world):
+    token = add_token(world.settings.tokens_file, "late", "outlet:outlet-2")
+    world.tokens["late"] = token
+    wait_for(lambda: world.get("/v1/outlets/outlet-2/recommendations", token="late").status_code == 200, "re-read")
+    assert world.get("/v1/outlets/outlet-1/recommendations", token="late").status_code == 403
+
+
 def test_tokens_never_reach_the_logs(world):
     """Last: every token has been used, refused and rate-limited above, and the log holds those requests."""
     log = world.server.log.read_text()
     assert '"GET /v1/effects HTTP/1.1" 429' in log and "token tight over its rate" in log  # both logs are here
     assert "401 GET /v1/effects: unknown token" in log and "serving week 2024-03-11" in log
+    assert "tokens file changed: 5 tokens" in log
     leaked = [name for name, token in {**world.tokens, "bad": BAD_TOKEN}.items() if token in log]
     leaked += [name for name, token in world.tokens.items() if json.dumps(token)[1:-1] in log]
     assert leaked == []
