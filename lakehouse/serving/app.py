@@ -5,6 +5,8 @@ the caller's right to the data asked for (403: another outlet's, or every outlet
 token), and the snapshot (503 until tables and champion are loaded); then it answers from that one
 snapshot. Effects, lift and the champion describe the model and the experiment, no outlet's own rows,
 so every role reads them. Tokens never reach a log: refusals name the token's holder or say "unknown".
+The dependencies are `async`: they only look things up, and a sync one would cost each request a hop to
+the thread pool; the routes stay sync, as slicing Arrow tables would hold up the event loop.
 """
 
 from __future__ import annotations
@@ -53,11 +55,11 @@ def _refuse(status: int, message: str, headers: dict[str, str] | None = None) ->
     return HTTPException(status, message, headers)
 
 
-def service(request: Request) -> Service:
+async def service(request: Request) -> Service:
     return request.app.state.service
 
 
-def caller(
+async def caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))],
     svc: Annotated[Service, Depends(service)],
@@ -74,27 +76,27 @@ def caller(
     return who
 
 
-def outlet_reader(outlet_id: str, who: Annotated[Principal, Depends(caller)]) -> Principal:
+async def outlet_reader(outlet_id: str, who: Annotated[Principal, Depends(caller)]) -> Principal:
     if not who.may_read_outlet(outlet_id):
         log.info("403 outlet %s: token %s may read outlet %s only", outlet_id, who.name, who.outlet)
         raise _refuse(403, f"this token may read outlet {who.outlet!r} only")
     return who
 
 
-def all_outlets_reader(who: Annotated[Principal, Depends(caller)]) -> Principal:
+async def all_outlets_reader(who: Annotated[Principal, Depends(caller)]) -> Principal:
     if who.outlet is not None:
         log.info("403 every outlet: token %s may read outlet %s only", who.name, who.outlet)
         raise _refuse(403, f"this token may read outlet {who.outlet!r} only: use /v1/outlets/{who.outlet}/...")
     return who
 
 
-def admin(who: Annotated[Principal, Depends(caller)]) -> Principal:
+async def admin(who: Annotated[Principal, Depends(caller)]) -> Principal:
     if not who.is_admin:
         raise _refuse(403, "an admin token is required")
     return who
 
 
-def served(svc: Annotated[Service, Depends(service)]) -> Snapshot:
+async def served(svc: Annotated[Service, Depends(service)]) -> Snapshot:
     """The snapshot this request answers from (the one reference read once), or 503 with the reason."""
     snapshot = svc.current.snapshot
     if snapshot is None:
