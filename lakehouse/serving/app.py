@@ -51,10 +51,6 @@ class Service:
     max_page_size: int
 
 
-def _refuse(status: int, message: str, headers: dict[str, str] | None = None) -> HTTPException:
-    return HTTPException(status, message, headers)
-
-
 async def service(request: Request) -> Service:
     return request.app.state.service
 
@@ -68,31 +64,31 @@ async def caller(
     who = svc.tokens.who(credentials.credentials if credentials else None)
     if who is None:
         log.info("401 %s %s: %s token", request.method, request.url.path, "unknown" if credentials else "no")
-        raise _refuse(401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"})
+        raise HTTPException(401, "a valid bearer token is required", {"WWW-Authenticate": "Bearer"})
     wait = svc.limiter.wait_seconds(who.name, who.rate_per_second, who.burst)
     if wait:
         log.info("429 %s %s: token %s over its rate", request.method, request.url.path, who.name)
-        raise _refuse(429, f"rate limit of token {who.name!r} reached", {"Retry-After": retry_after(wait)})
+        raise HTTPException(429, f"rate limit of token {who.name!r} reached", {"Retry-After": retry_after(wait)})
     return who
 
 
 async def outlet_reader(outlet_id: str, who: Annotated[Principal, Depends(caller)]) -> Principal:
     if not who.may_read_outlet(outlet_id):
         log.info("403 outlet %s: token %s may read outlet %s only", outlet_id, who.name, who.outlet)
-        raise _refuse(403, f"this token may read outlet {who.outlet!r} only")
+        raise HTTPException(403, f"this token may read outlet {who.outlet!r} only")
     return who
 
 
 async def all_outlets_reader(who: Annotated[Principal, Depends(caller)]) -> Principal:
     if who.outlet is not None:
         log.info("403 every outlet: token %s may read outlet %s only", who.name, who.outlet)
-        raise _refuse(403, f"this token may read outlet {who.outlet!r} only: use /v1/outlets/{who.outlet}/...")
+        raise HTTPException(403, f"this token may read outlet {who.outlet!r} only: use /v1/outlets/{who.outlet}/...")
     return who
 
 
 async def admin(who: Annotated[Principal, Depends(caller)]) -> Principal:
     if not who.is_admin:
-        raise _refuse(403, "an admin token is required")
+        raise HTTPException(403, "an admin token is required")
     return who
 
 
@@ -100,14 +96,14 @@ async def served(svc: Annotated[Service, Depends(service)]) -> Snapshot:
     """The snapshot this request answers from (the one reference read once), or 503 with the reason."""
     snapshot = svc.current.snapshot
     if snapshot is None:
-        raise _refuse(503, svc.current.not_ready, {"Retry-After": "5"})
+        raise HTTPException(503, svc.current.not_ready, {"Retry-After": "5"})
     return snapshot
 
 
 def _served_week(snapshot: Snapshot, week: date | None) -> date:
     """The week asked for (any day of it), which must be the one served."""
     if week is not None and monday(week) != snapshot.week:
-        raise _refuse(
+        raise HTTPException(
             404, f"week {monday(week)} is not served: the service holds the latest scored week {snapshot.week}"
         )
     return snapshot.week
@@ -145,7 +141,7 @@ def _routes(app: FastAPI) -> None:
         served_week = _served_week(snapshot, week)
         rows = outlet_rows(snapshot, outlet_id)
         if rows is None:
-            raise _refuse(404, f"outlet {outlet_id!r} has no recommendations in week {served_week}")
+            raise HTTPException(404, f"outlet {outlet_id!r} has no recommendations in week {served_week}")
         return {"outlet_id": outlet_id, "week": served_week, "items": rows}
 
     @app.get("/v1/recommendations", response_model=schemas.RecommendationPage, responses=ERRORS)
@@ -165,7 +161,7 @@ def _routes(app: FastAPI) -> None:
         served_week = _served_week(snapshot, week)
         limit = svc.page_size if limit is None else limit
         if limit > svc.max_page_size:
-            raise _refuse(422, f"limit must be at most {svc.max_page_size}")
+            raise HTTPException(422, f"limit must be at most {svc.max_page_size}")
         rows = ranked_rows(snapshot, brand, channel, top)
         items, following = page(rows, offset, limit)
         query = {k: v for k, v in request.query_params.items() if k not in ("week", "offset")}
@@ -195,7 +191,7 @@ def _routes(app: FastAPI) -> None:
         """The measured lift of every week (or one), treated vs holdout outlets, beside the promised lift."""
         rows = lift_rows(snapshot, monday(week) if week else None)
         if week is not None and not rows:
-            raise _refuse(404, f"no lift has been measured for week {monday(week)}")
+            raise HTTPException(404, f"no lift has been measured for week {monday(week)}")
         return {"items": rows}
 
     @app.get("/v1/models/champion", response_model=schemas.ChampionModel, responses=ERRORS)
