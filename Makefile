@@ -19,7 +19,7 @@ KUBE_VERSION := 1.30.0
 # What `lakehouse contracts check` compares the contracts with: the commit before (CI), or e.g. origin/main.
 CONTRACTS_BASE ?= HEAD~1
 
-.PHONY: setup venv bytecode jars jvm-archive data run test test-fast check docs hadolint helm bench up down clean help
+.PHONY: setup venv bytecode jars jvm-archive data run test test-fast check docs hadolint helm bench up down serve clean help
 help:
 	@echo "make run    set up everything, then run the DAGs through Airflow over Dominick's weeks: ingest, build, train, score, lift, monitor"
 	@echo "make test   set up everything, then run the tests"
@@ -27,6 +27,7 @@ help:
 	@echo "make check  ruff, mypy, data contract lint and version check, hadolint, helm lint/template + checkov of helm/lakehouse"
 	@echo "make docs   regenerate docs/reference/{cli,tables,configuration}.md from the code (a test fails when stale)"
 	@echo "make up     start the Airflow UI (api-server, scheduler, dag-processor) and the MLflow UI on localhost; make down stops them"
+	@echo "make serve  the recommendations API on 127.0.0.1:8000 over the home's gold tables (tokens: lakehouse serve-token)"
 	@echo "make bench  medallion, training, scoring, monitoring and effects benchmarks (figures to stdout; bench/RESULTS.md by hand)"
 
 setup: venv bytecode jars jvm-archive data
@@ -136,6 +137,10 @@ up: setup
 
 down:
 	scripts/up.sh stop
+
+# The API reads the home's tables with delta-rs and the registry: no Spark, so the venv is all it needs.
+serve: venv
+	$(BIN)/lakehouse serve --host 127.0.0.1
 
 clean:
 	rm -rf $(LAKEHOUSE_HOME) .pytest_cache .mypy_cache .ruff_cache

@@ -23,16 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings()
-    if not delta_log.exists(GOLD_RECOMMENDATIONS, settings):
+    recommendations = delta_log.open_table(GOLD_RECOMMENDATIONS, settings)
+    if recommendations is None:
         raise DataError("no week has been scored yet: run `lakehouse score --week W` first")
-    if args.week:
-        week = monday(args.week)
-    else:
-        weeks = delta_log.read_arrow(GOLD_RECOMMENDATIONS, settings, columns=["week_start"])
-        week = pc.max(weeks.column("week_start")).as_py()
+    week = monday(args.week) if args.week else delta_log.latest_partition(recommendations, "week_start")
     # One week's partition, and only the printed columns: a few thousand rows at most.
-    rows = delta_log.read_arrow(
-        GOLD_RECOMMENDATIONS, settings, columns=list(report.TOP_COLUMNS), filters=[("week_start", "=", week)]
+    rows = delta_log.snapshot_arrow(
+        recommendations, columns=list(report.TOP_COLUMNS), filters=[("week_start", "=", week)]
     )
     recommended = rows.filter(pc.field("action") != report.AS_PLANNED).num_rows
     print(f"week {week}: {recommended} of {rows.num_rows} outlet x product pairs have an action; top {args.top}:")

@@ -1,4 +1,4 @@
-"""The policy: training, gate, registry, effects, scoring, experiment, monitoring and retraining settings.
+"""The policy: training, gate, registry, effects, scoring, experiment, monitoring, retraining and serving settings.
 
 Embedded defaults (policy.yaml) plus the overrides of a YAML file named by LAKEHOUSE_CONFIG. Plain data, no
 pyspark, so a DAG file can load it.
@@ -166,6 +166,15 @@ class RetrainingConfig:
 
 
 @dataclass(frozen=True)
+class ServingConfig:
+    refresh_seconds: float
+    rate_per_second: float
+    burst: int
+    page_size: int
+    max_page_size: int
+
+
+@dataclass(frozen=True)
 class MLConfig:
     training: TrainingConfig
     registry: RegistryConfig
@@ -176,6 +185,7 @@ class MLConfig:
     experiment: ExperimentConfig
     monitoring: MonitoringConfig
     retraining: RetrainingConfig
+    serving: ServingConfig
 
     def as_dict(self, sections: tuple[str, ...] = MODEL_SECTIONS) -> dict[str, dict[str, Any]]:
         """The named sections as plain dicts (by default those that determine a trained model)."""
@@ -213,6 +223,7 @@ def from_dict(raw: dict[str, Any]) -> MLConfig:
         experiment=_section(ExperimentConfig, merged, "experiment"),
         monitoring=_section(MonitoringConfig, merged, "monitoring"),
         retraining=_section(RetrainingConfig, merged, "retraining"),
+        serving=_section(ServingConfig, merged, "serving"),
     )
     config.scoring.candidate_actions()
     if not 0.0 <= config.experiment.holdout_share < 1.0:
@@ -233,6 +244,11 @@ def from_dict(raw: dict[str, Any]) -> MLConfig:
         raise UsageError("backtest.concurrent_origins must be at least 1")
     if any(v not in (-1, 0, 1) for v in config.training.monotone.values()):
         raise UsageError(f"training.monotone values must be -1, 0 or 1: {config.training.monotone}")
+    serving = config.serving
+    if serving.refresh_seconds <= 0 or serving.rate_per_second <= 0 or serving.burst < 1:
+        raise UsageError("serving.refresh_seconds and serving.rate_per_second must be positive, serving.burst >= 1")
+    if not 1 <= serving.page_size <= serving.max_page_size:
+        raise UsageError("serving.page_size must be between 1 and serving.max_page_size")
     if config.training.estimator not in ESTIMATORS:
         raise UsageError(f"training.estimator {config.training.estimator!r} is not one of {', '.join(ESTIMATORS)}")
     return config

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from lakehouse.errors import UsageError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOG4J_CONFIG = REPO_ROOT / "lakehouse" / "log4j2.properties"
 # The key that pseudonymises personal data in silver (lakehouse.contracts.pii); Airflow tasks set the variable
@@ -48,7 +50,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "LAKEHOUSE_CONFIG",
         "unset",
-        "YAML overriding `lakehouse/policy.yaml` (training, gate, registry, effects, scoring, monitoring)",
+        "YAML overriding `lakehouse/policy.yaml` (training, gate, registry, effects, scoring, monitoring, serving)",
         "policy",
     ),
     Variable("LAKEHOUSE_SPARK_MASTER", "`local[*]`", "Spark master of commands, e.g. `spark://host:7077`", "spark"),
@@ -93,6 +95,16 @@ VARIABLES: tuple[Variable, ...] = (
         "unset",
         "URL failed DAG tasks POST their alert line to (also appended to `$LAKEHOUSE_HOME/alerts.log`)",
         "airflow",
+    ),
+    Variable(
+        "LAKEHOUSE_SERVE_HOST", "`127.0.0.1`", "address `lakehouse serve` listens on (`0.0.0.0` in a pod)", "serving"
+    ),
+    Variable("LAKEHOUSE_SERVE_PORT", "`8000`", "port `lakehouse serve` listens on", "serving"),
+    Variable(
+        "LAKEHOUSE_SERVE_TOKENS",
+        "`$LAKEHOUSE_HOME/serving/tokens.yaml`",
+        "the API's bearer tokens, hashed (`lakehouse serve-token` adds one; on Kubernetes a mounted Secret key)",
+        "serving",
     ),
     Variable(
         PII_SECRET_ENV,
@@ -150,6 +162,9 @@ class Settings:
     s3_endpoint: str | None = None
     aws_region: str = "us-east-1"
     under_spark_submit: bool = False
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 8000
+    serve_tokens: Path | None = None  # None: `serving/tokens.yaml` under the home (see `tokens_file`)
 
     @property
     def reports_dir(self) -> Path:
@@ -162,6 +177,11 @@ class Settings:
     @property
     def airflow_home(self) -> Path:
         return self.home / "airflow"
+
+    @property
+    def tokens_file(self) -> Path:
+        """The API's hashed bearer tokens: LAKEHOUSE_SERVE_TOKENS, else under the home."""
+        return self.serve_tokens or self.home / "serving" / "tokens.yaml"
 
     @property
     def tracking_uri(self) -> str:
@@ -209,7 +229,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         s3_endpoint=_read(env, "AWS_ENDPOINT_URL_S3") or _read(env, "AWS_ENDPOINT_URL"),
         aws_region=_read(env, "AWS_REGION") or get("AWS_DEFAULT_REGION", "us-east-1"),
         under_spark_submit=_read(env, "PYSPARK_GATEWAY_PORT") is not None,
+        serve_host=get("LAKEHOUSE_SERVE_HOST", "127.0.0.1"),
+        serve_port=_port(get("LAKEHOUSE_SERVE_PORT", "8000")),
+        serve_tokens=Path(tokens).resolve() if (tokens := _read(env, "LAKEHOUSE_SERVE_TOKENS")) else None,
     )
+
+
+def _port(text: str) -> int:
+    """LAKEHOUSE_SERVE_PORT as a TCP port, or a UsageError naming the variable."""
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise UsageError(f"LAKEHOUSE_SERVE_PORT must be a TCP port (1-65535): {text!r}")
+    return int(text)
 
 
 def pii_secret(env: Mapping[str, str] | None = None) -> str:

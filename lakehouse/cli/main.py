@@ -32,6 +32,8 @@ COMMANDS = {
     "lift": "jobs.measure_lift",
     "monitor": "jobs.monitor",
     "contracts": "jobs.contracts",
+    "serve": "jobs.serve",
+    "serve-token": "jobs.serve_token",
 }
 
 

@@ -78,7 +78,22 @@ def read_arrow(
     table: Table, settings: Settings, columns: list[str] | None = None, filters: Filters | None = None
 ) -> pa.Table:
     """Read a small table, or the columns and rows of one that `filters` select (partitions are pruned)."""
-    return _must_open(table, settings).to_pyarrow_table(columns=columns, filters=list(filters) if filters else None)
+    return snapshot_arrow(_must_open(table, settings), columns, filters)
+
+
+def snapshot_arrow(
+    delta_table: DeltaTable, columns: list[str] | None = None, filters: Filters | None = None
+) -> pa.Table:
+    """Read from an opened table's snapshot: what it held when opened, whatever was committed since."""
+    return delta_table.to_pyarrow_table(columns=columns, filters=list(filters) if filters else None)
+
+
+def latest_partition(delta_table: DeltaTable, column: str) -> Any:
+    """The largest value of a partition column (e.g. the latest week written), from the log alone; None if empty."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.max(pa.table(delta_table.get_add_actions(flatten=True)).column(f"partition.{column}")).as_py()
 
 
 def records(arrow_table: pa.Table) -> list[dict[str, Any]]:

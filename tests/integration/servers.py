@@ -372,3 +372,33 @@ def airflow(
     finally:
         for proc in procs:
             _stop_group(proc)
+
+
+@dataclass(frozen=True)
+class LakehouseServer:
+    url: str
+    log: Path
+    proc: subprocess.Popen
+
+    def wait_until_ready(self, timeout: float = 120) -> None:
+        """Block until /readyz answers 200: tables and champion loaded (fails the test, with the log, if not)."""
+        _wait(lambda: _answers(f"{self.url}/readyz"), timeout, "lakehouse serve's /readyz", self.log, self.proc)
+
+
+@contextmanager
+def lakehouse_server(workdir: Path, timeout: float = 120) -> Iterator[LakehouseServer]:
+    """`lakehouse serve` on a free 127.0.0.1 port, over the home the environment names; its stdout and stderr
+    (uvicorn's access log and the service's own) go to `log`. Yields once /healthz answers (ready or not)."""
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = workdir / "serve.log"
+    cmd = [sys.executable, "-m", "lakehouse.cli.main", "serve", "--host", HOST, "--port", str(port)]
+    with log.open("wb") as out:
+        repo = Path(__file__).resolve().parents[2]  # this checkout's lakehouse, whatever the venv installed
+        proc = subprocess.Popen(cmd, cwd=repo, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://{HOST}:{port}"
+    try:
+        _wait(lambda: _answers(f"{url}/healthz"), timeout, "lakehouse serve", log, proc)
+        yield LakehouseServer(url, log, proc)
+    finally:
+        _stop_group(proc)

@@ -2,7 +2,7 @@
 
 From the bottom: the base (errors, settings, the week calendar, progress lines, deterministic draws, the
 policy), then storage and contracts (`io/`, `contracts/`), then the stages in the order data flows
-(medallion <- ml <- scoring <- monitoring), then what sits on top of them all (the CLI, the DAGs' shared
+(medallion <- ml <- scoring <- monitoring <- serving), then what sits on top of them all (the CLI, the DAGs' shared
 orchestration, the sample-data sources), and last `jobs/`: each job parses its arguments and calls one
 flow, so it may import any of the library but never another job.
 """
@@ -23,6 +23,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"ml"}),
     frozenset({"scoring"}),
     frozenset({"monitoring"}),
+    frozenset({"serving"}),
     frozenset({"cli", "orchestration", "sources"}),
 )
 LIBRARY = REPO_ROOT / "lakehouse"
@@ -94,8 +95,8 @@ def test_the_check_finds_an_upward_import(tmp_path):
         "    import jobs.score\n"
     )
     assert upward_imports([probe], tmp_path) == [
-        "lakehouse.medallion.probe (layer 2) imports jobs.score (layer 7)",
-        "lakehouse.medallion.probe (layer 2) imports lakehouse.cli (layer 6)",
+        "lakehouse.medallion.probe (layer 2) imports jobs.score (layer 8)",
+        "lakehouse.medallion.probe (layer 2) imports lakehouse.cli (layer 7)",
         "lakehouse.medallion.probe (layer 2) imports lakehouse.scoring.rows (layer 4)",
     ]
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from lakehouse.errors import UsageError
 from lakehouse.settings import REPO_ROOT, VARIABLES, _read, load_settings, pii_secret
 
 # Modules that change the process environment without reading configuration from it: pyspark's workers
@@ -92,3 +93,13 @@ def test_an_undeclared_variable_cannot_be_read():
     with pytest.raises(KeyError, match="not declared"):
         _read({}, "LAKEHOUSE_SOMETHING_NEW")
     assert len({v.name for v in VARIABLES}) == len(VARIABLES)
+
+
+def test_the_service_listens_on_loopback_by_default_and_reads_its_tokens_under_the_home(tmp_path):
+    settings = load_settings({"LAKEHOUSE_HOME": str(tmp_path)})
+    assert (settings.serve_host, settings.serve_port) == ("127.0.0.1", 8000)
+    assert settings.tokens_file == tmp_path / "serving" / "tokens.yaml"
+    mounted = load_settings({"LAKEHOUSE_SERVE_TOKENS": "/etc/lakehouse/tokens", "LAKEHOUSE_SERVE_PORT": "9001"})
+    assert mounted.tokens_file == Path("/etc/lakehouse/tokens") and mounted.serve_port == 9001
+    with pytest.raises(UsageError, match="LAKEHOUSE_SERVE_PORT"):
+        load_settings({"LAKEHOUSE_SERVE_PORT": "http"})

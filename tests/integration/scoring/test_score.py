@@ -4,7 +4,7 @@ One warehouse and MLflow store for the module: 200 synthetic outlets x 8 product
 a model is trained, its effects estimated, and promoted once. Week 60 (no actuals yet) is scored: the
 promised lifts are checked against the generator's true effects; then the generator sells that week under
 the recommendations (holdout outlets as planned), knowing both outcomes of every row, and the lift job's
-interval is checked against the true effect.
+interval is checked against the true effect. Last, `lakehouse serve` answers what the pipeline wrote.
 """
 
 from __future__ import annotations
@@ -15,22 +15,25 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, timedelta
 
+import httpx
 import pytest
 from pyspark.sql import functions as F
 
 from jobs import measure_lift, sample_data, score
 from lakehouse.errors import DataError
 from lakehouse.io import delta_io, tracking
-from lakehouse.io.catalog import GOLD_EFFECTS, GOLD_LIFT, GOLD_RECOMMENDATIONS, GOLD_SALES_WEEKLY
+from lakehouse.io.catalog import GOLD_EFFECTS, GOLD_LIFT, GOLD_RECOMMENDATIONS, GOLD_SALES_WEEKLY, SILVER_OUTLETS
 from lakehouse.ml import registry
 from lakehouse.ml.train_flow import train
 from lakehouse.policy import MLConfig, from_dict
 from lakehouse.progress import Progress
 from lakehouse.scoring import lift_flow, score_flow
 from lakehouse.scoring.rows import holdout_fraction
+from lakehouse.serving.tokens import add_token
 from lakehouse.settings import Settings
 from lakehouse.sources import synthetic
 from tests.integration.helpers import assert_same_content, build, fresh_home, ingest, table, version
+from tests.integration.servers import lakehouse_server
 
 pytestmark = pytest.mark.world  # a module-sized world built first: `make test` runs it, `make test-fast` not
 
@@ -272,6 +275,53 @@ def test_measured_lift_covers_the_true_effect_of_the_recommendations(spark, worl
     assert "measured from the same inputs" in capsys.readouterr().out
     assert_same_content(table(spark, settings, GOLD_LIFT), before)
     assert version(spark, settings, GOLD_LIFT) == written
+
+
+def test_the_api_serves_what_the_pipeline_wrote(spark, world):
+    """`lakehouse serve` over this home (a real server on 127.0.0.1, delta-rs): the scored week, the champion's
+    effects and the measured lift as Spark wrote them; an outlet token reads its own outlet only."""
+    settings, _, paths = world
+    champion = registry.champion(NAME)
+    recs = _week(spark, settings, TARGET).join(table(spark, settings, SILVER_OUTLETS), "outlet_id", how="left")
+    order = [F.desc_nulls_last("net_lift_units"), F.asc("outlet_id"), F.asc("product_id")]
+    top = [(r.outlet_id, r.product_id, r.action) for r in recs.orderBy(*order).limit(20).collect()]
+    outlet = top[0][0]
+    mine = [(r.product_id, r.action) for r in recs.filter(F.col("outlet_id") == outlet).orderBy(*order).collect()]
+    other = recs.filter(F.col("outlet_id") != outlet).first().outlet_id
+    retail = recs.filter(F.col("channel") == "retail").count()
+    effects = table(spark, settings, GOLD_EFFECTS).filter(F.col("model_version") == str(champion.version)).count()
+    lift = {
+        r.brand: r.lift_units for r in table(spark, settings, GOLD_LIFT).filter(F.col("week_start") == TARGET).collect()
+    }
+    tokens = {role: add_token(settings.tokens_file, role, role) for role in ("analyst", f"outlet:{outlet}")}
+
+    with lakehouse_server(paths["root"] / "server") as server:
+        server.wait_until_ready()
+
+        def get(path: str, role: str = "analyst", **params) -> dict:
+            headers = {"Authorization": f"Bearer {tokens[role]}"}
+            response = httpx.get(server.url + path, params=params or None, headers=headers, timeout=60)
+            return {"status": response.status_code, **response.json()}
+
+        assert get("/v1/models/champion") | {"loaded_at": None, "registered_at": None} == {
+            "status": 200,
+            "name": NAME,
+            "version": str(champion.version),
+            "run_id": champion.run_id,
+            "served_week": str(TARGET),
+            "loaded_at": None,
+            "registered_at": None,
+        }
+        page = get("/v1/recommendations", top=20, limit=20)
+        assert [(r["outlet_id"], r["product_id"], r["action"]) for r in page["items"]] == top
+        assert get("/v1/recommendations", channel="retail", limit=1)["total"] == retail > 0
+        assert [(r["product_id"], r["action"]) for r in get(f"/v1/outlets/{outlet}/recommendations")["items"]] == mine
+        assert len(get("/v1/effects")["items"]) == effects > 0
+        measured = get("/v1/lift", week=str(TARGET))["items"]
+        assert {r["brand"]: pytest.approx(r["lift_units"]) for r in measured} == lift
+        own = get(f"/v1/outlets/{outlet}/recommendations", f"outlet:{outlet}")
+        assert own["status"] == 200 and {r["outlet_id"] for r in own["items"]} == {outlet}
+        assert get(f"/v1/outlets/{other}/recommendations", f"outlet:{outlet}")["status"] == 403
 
 
 def test_scoring_without_a_champion_is_a_clear_error(settings, monkeypatch):

@@ -1,0 +1,159 @@
+"""A small served world without Spark: contract-shaped Delta tables written with delta-rs, a real MLflow registry.
+
+Outlets `outlet-1..4` (two channels) x products P1..P3 (brands B1, B2, B1); each row's net lift is distinct, so
+the ranking is known. `write_week` appends a scored week as `lakehouse score` would (its own partition).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from deltalake import write_deltalake
+
+from lakehouse.contracts.model import load_contract
+from lakehouse.io.catalog import GOLD_EFFECTS, GOLD_LIFT, GOLD_RECOMMENDATIONS, SILVER_OUTLETS, Table
+from lakehouse.settings import Settings
+
+OUTLETS = {"outlet-1": "retail", "outlet-2": "retail", "outlet-3": "digital", "outlet-4": "foodservice"}
+PRODUCTS = {"P1": "B1", "P2": "B2", "P3": "B1"}
+MODEL = "transaction_drivers"
+SIMPLE = {
+    "string": pa.string(),
+    "double": pa.float64(),
+    "bigint": pa.int64(),
+    "int": pa.int32(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
+
+
+def _split(body: str) -> list[str]:
+    """Comma-separated parts of a type's body, at the top level only."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(body):
+        depth += {"<": 1, ">": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(body[start:i])
+            start = i + 1
+    return [*parts, body[start:]]
+
+
+def arrow_type(spark_type: str) -> pa.DataType:
+    """The Arrow type of a contract's physicalType (Spark's names: array<...>, map<...>, struct<a:t,...>)."""
+    if spark_type.startswith("array<"):
+        return pa.list_(arrow_type(spark_type[6:-1]))
+    if spark_type.startswith("map<"):
+        key, value = _split(spark_type[4:-1])
+        return pa.map_(arrow_type(key), arrow_type(value))
+    if spark_type.startswith("struct<"):
+        fields = (f.split(":", 1) for f in _split(spark_type[7:-1]))
+        return pa.struct([pa.field(name, arrow_type(kind)) for name, kind in fields])
+    return SIMPLE[spark_type]
+
+
+def write(table: Table, settings: Settings, rows: list[dict[str, Any]]) -> None:
+    """Append `rows` to `table`, shaped by its contract (columns a row lacks are null)."""
+    contract = load_contract(table.contract, settings.contracts_dir)
+    schema = pa.schema([pa.field(c.name, arrow_type(c.physical_type)) for c in contract.columns])
+    write_deltalake(
+        table.path(settings), pa.Table.from_pylist(rows, schema), mode="append", partition_by=list(table.partition_by)
+    )
+
+
+def net_lift(outlet: str, product: str, week: date) -> float:
+    """Distinct per row and week: the ranking of every week is known."""
+    return 10.0 * int(outlet[-1]) + int(product[-1]) + week.toordinal() % 7 / 10
+
+
+def write_week(settings: Settings, week: date, model_version: str, outlets: dict[str, str] = OUTLETS) -> None:
+    rows = []
+    for outlet in outlets:
+        for product, brand in PRODUCTS.items():
+            lift = net_lift(outlet, product, week)
+            rows.append(
+                {
+                    "outlet_id": outlet,
+                    "product_id": product,
+                    "week_start": week,
+                    "brand": brand,
+                    "experiment": "e",
+                    "in_holdout": False,
+                    "intended_action": "deal",
+                    "action": "deal",
+                    "price_change": -0.05,
+                    "reason": "largest net lift",
+                    "planned_unit_price": 2.0,
+                    "unit_price": 1.9,
+                    "planned_units": 100.0,
+                    "predicted_units": 100.0 + lift,
+                    "lift_units": lift,
+                    "net_lift_units": lift,
+                    "margin_basis": "unit cost",
+                    "effects_version": model_version,
+                    "candidates": [],
+                    "model_name": MODEL,
+                    "model_version": model_version,
+                    "model_run_id": "run",
+                    "features_version": 1,
+                }
+            )
+    write(GOLD_RECOMMENDATIONS, settings, rows)
+
+
+def write_world(settings: Settings, week: date) -> None:
+    """Outlets, one scored week, effects of model versions 1 and 2, and the lift of the week before."""
+    now = datetime.now(UTC)
+    write(
+        SILVER_OUTLETS,
+        settings,
+        [
+            {"outlet_id": o, "channel": c, "region": "north", "_batch_id": "b", "_ingested_at": now}
+            for o, c in OUTLETS.items()
+        ],
+    )
+    write_week(settings, week, "1")
+    effects = [
+        {
+            "model_name": MODEL,
+            "model_version": version,
+            "method": "dml",
+            "brand": brand,
+            "segment": "ALL",
+            "effect": "deal",
+            "run_id": "run",
+            "features_version": 1,
+            "estimate": float(version) / 10,
+            "confidence": 0.95,
+            "rows": 500,
+            "status": "estimated",
+            "identified_by": "deal weeks within outlet x product",
+            "inputs": "i",
+        }
+        for version in ("1", "2")
+        for brand in ("B1", "B2")
+    ]
+    write(GOLD_EFFECTS, settings, effects)
+    lift = {"experiment": "e", "method": "cuped", "treated_outlets": 3, "holdout_outlets": 1, "treated_mean": 5.0}
+    lift |= {"holdout_mean": 4.0, "theta": 0.5, "lift_units": 1.0, "confidence": 0.95, "pre_weeks": 8}
+    before = date.fromordinal(week.toordinal() - 7)
+    write(
+        GOLD_LIFT, settings, [{**lift, "week_start": before, "brand": b, "model_version": "1"} for b in ("ALL", "B1")]
+    )
+
+
+def register_versions(settings: Settings, root: Path, count: int) -> Any:
+    """`count` versions of the model in the home's registry (SQLite), each from a run of its own; no alias yet."""
+    from mlflow import MlflowClient
+
+    settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
+    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    experiment = client.create_experiment("serving-test", artifact_location=(root / "artifacts").as_uri())
+    client.create_registered_model(MODEL)
+    for _ in range(count):
+        run = client.create_run(experiment)
+        client.create_model_version(MODEL, f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+    return client
