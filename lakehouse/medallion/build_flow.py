@@ -143,7 +143,7 @@ def build_reference(spark: SparkSession, settings: Settings, bronze: Table, silv
     valid = checked.filter(F.col(REASON).isNull()).withColumn(KEY, record_key(contract)).transform(with_record_status)
     delta_io.overwrite(select_contract(valid.filter(F.col(STATUS) == "winner"), contract), silver, settings)
     quarantine_df = build_quarantine(
-        checked.filter(F.col(REASON).isNotNull()), silver.name, bronze_df.columns, pii.pii_columns(bronze_contract)
+        checked.filter(F.col(REASON).isNotNull()), silver.name, bronze_contract, bronze_df.columns
     )
     table_predicate = f"table_name = '{silver.name}'"
     delta_io.replace_where(quarantine_df, QUARANTINE, settings, table_predicate)
@@ -181,10 +181,7 @@ def build_silver_sales(
     delta_io.replace_where(winners, SILVER_SALES, settings, weeks)
     bronze_columns = [c for c in bronze_df.columns if c not in ("week_start", KEY)]
     quarantine_df = build_quarantine(
-        checked.filter(in_scope & F.col(REASON).isNotNull()),
-        SILVER_SALES.name,
-        bronze_columns,
-        pii.pii_columns(bronze_contract),
+        checked.filter(in_scope & F.col(REASON).isNotNull()), SILVER_SALES.name, bronze_contract, bronze_columns
     )
     delta_io.replace_where(quarantine_df, QUARANTINE, settings, _sales_scope(weeks))
     rows = _conservation(spark, settings, SILVER_SALES, weeks, bronze_df.filter(in_scope), statuses, source)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
-
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from lakehouse.contracts.model import Contract, ForeignKey
-from lakehouse.contracts.pii import masked
+from lakehouse.contracts.pii import masked, pii_columns
 from lakehouse.medallion.bronze import RESCUED
 from lakehouse.medallion.deliveries import CORRUPT
 
@@ -134,17 +132,30 @@ def with_record_status(df: DataFrame) -> DataFrame:
     )
 
 
-def build_quarantine(
-    invalid_df: DataFrame, table_name: str, bronze_columns: list[str], pii: Collection[str] = ()
-) -> DataFrame:
-    """Quarantine rows: the reason, the detail and the whole bronze row as JSON (`pii` columns as HMACs)."""
+UNCLASSIFIED = "_unclassified"
+
+
+def build_quarantine(invalid_df: DataFrame, table_name: str, bronze: Contract, bronze_columns: list[str]) -> DataFrame:
+    """Quarantine rows: the reason, the detail and the bronze row as JSON.
+
+    The record holds the bronze contract's columns, its `pii` columns as HMACs. Columns no contract names
+    are not copied: nobody classified them, and one may hold personal data (a provider's new e-mail
+    column). The record names the ones the row carried (`_unclassified`); bronze keeps their values.
+    """
+    pii = pii_columns(bronze)
+    known = [c for c in bronze_columns if c in bronze.column_names]
+    fields = [masked(c, pii) for c in known]
+    extras = [c for c in bronze_columns if c not in bronze.column_names]
+    if extras:
+        carried = F.array(*[F.when(F.col(c).isNotNull(), F.lit(c)) for c in extras])
+        fields.append(F.filter(carried, lambda name: name.isNotNull()).alias(UNCLASSIFIED))
     week = F.col("week_start") if "week_start" in invalid_df.columns else F.lit(None).cast("date")
     return invalid_df.select(
         F.lit(table_name).alias("table_name"),
         week.cast("date").alias("week_start"),
         F.col(REASON).alias("reason"),
         F.col(DETAIL).alias("detail"),
-        F.to_json(F.struct(*[masked(c, pii) for c in bronze_columns])).alias("record"),
+        F.to_json(F.struct(*fields)).alias("record"),
         F.col("_batch_id"),
         F.col("_source_file"),
         F.col("_ingested_at"),

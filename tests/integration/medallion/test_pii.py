@@ -18,7 +18,7 @@ from lakehouse.io import delta_io
 from lakehouse.io.catalog import BRONZE_OUTLETS, CONSERVATION, QUARANTINE, SILVER_OUTLETS, TABLES
 from lakehouse.settings import Settings
 from tests.conftest import SALES_HEADER, TEST_PII_SECRET, write_csv
-from tests.integration.helpers import build, ingest, table, version
+from tests.integration.helpers import build, ingest, ingest_references, table, version
 
 WEEK = date(2024, 1, 1)
 EMAILS = {"O1": " Ann.Owner@Example.com", "O2": "ann.owner@example.com", "O3": "bob@cafe.example", "O4": ""}
@@ -132,3 +132,21 @@ def test_a_new_key_rebuilds_the_pseudonyms_and_lineage_names_only_its_id(spark, 
     assert any(pii.key_id(rotated.encode()) in s for s in sources)
     assert not any(k in s for s in sources for k in (rotated, TEST_PII_SECRET))
     assert version(spark, settings, BRONZE_OUTLETS) == 0, "bronze is never rewritten"
+
+
+def test_a_column_nobody_classified_never_reaches_the_quarantine_in_clear(spark, settings, deliveries, tmp_path):
+    """A provider adds `customer_email` to its sales: bronze keeps it, the quarantine record only names it."""
+    ingest_references(spark, settings, deliveries)
+    header = [*SALES_HEADER, "customer_email"]
+    rows = [["O1", "P1", "2024-01-02", 5, 2.5, "", "", "", "eve@shopper.example"]]
+    rows += [["O3", "P1", "2024-01-03", -1, 2.5, "", "", "", "frank@shopper.example"]]  # negative units
+    ingest(spark, settings, "sales", write_csv(tmp_path / "new-column", "sales.csv", rows, header=header).parent)
+    build(spark, settings, WEEK, WEEK)
+
+    emails = {"eve@shopper.example", "frank@shopper.example"}
+    assert emails <= _string_values(spark, settings, "bronze"), "bronze keeps the delivery as it came"
+    (quarantined,) = table(spark, settings, QUARANTINE).filter(F.col("reason") == "negative_units").collect()
+    record = json.loads(quarantined["record"])
+    assert record["_unclassified"] == ["customer_email"] and "customer_email" not in record
+    assert record["outlet_id"] == "O3" and record["units"] == -1.0
+    assert not {v for v in _string_values(spark, settings, "silver") for e in emails if e in v}
