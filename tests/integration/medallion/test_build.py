@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from datetime import date
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pyspark.sql import functions as F
 
 from lakehouse.io.catalog import (
@@ -35,6 +37,25 @@ BAD = {
     "unknown_product": ["O1", "P9", "2024-01-01", 1, 2.0, 0, 0, 0],
     "future_date": ["O1", "P1", "2999-01-01", 1, 2.0, 0, 0, 0],
     "missing_value": ["O3", "P2", "2024-01-02", 1, "", 0, 0, 0],
+    "implausible_units": ["O2", "P3", "2024-01-03", 1e308, 2.0, 0, 0, 0],
+    "implausible_price": ["O3", "P3", "2024-01-03", 1, 2.5e6, 0, 0, 0],
+}
+# Parquet carries NaN and infinity as doubles (in CSV or JSON, bronze rescues them as unparseable values).
+NON_FINITE = {
+    "non_finite_units": {
+        "outlet_id": "O2",
+        "product_id": "P3",
+        "sale_date": "2024-01-02",
+        "units": float("nan"),
+        "unit_price": 2.0,
+    },
+    "non_finite_price": {
+        "outlet_id": "O3",
+        "product_id": "P3",
+        "sale_date": "2024-01-02",
+        "units": 1,
+        "unit_price": float("inf"),
+    },
 }
 
 
@@ -47,17 +68,19 @@ def test_every_bad_row_is_quarantined_with_its_reason_and_rows_are_conserved(
     spark, settings, tmp_path, reference_deliveries
 ):
     ingest_references(spark, settings, reference_deliveries)
+    (tmp_path / "d1").mkdir()
+    pq.write_table(pa.Table.from_pylist(list(NON_FINITE.values())), tmp_path / "d1" / "non_finite.parquet")
     ingest(spark, settings, "sales", write_csv(tmp_path / "d1", "sales.csv", GOOD + list(BAD.values())).parent)
     totals = build(spark, settings, WEEK1, WEEK2)
 
-    assert _quarantine_reasons(spark, settings) == dict.fromkeys(BAD, 1)
-    assert totals == {"bronze_rows": 11, "silver_rows": 3, "quarantined": 8, "duplicates": 0, "superseded": 0}
+    assert _quarantine_reasons(spark, settings) == dict.fromkeys([*BAD, *NON_FINITE], 1)
+    assert totals == {"bronze_rows": 15, "silver_rows": 3, "quarantined": 12, "duplicates": 0, "superseded": 0}
     record = table(spark, settings, QUARANTINE).filter(F.col("reason") == "unparseable_value").first()
     assert json.loads(json.loads(record["record"])["_rescued_data"]) == {"units": "lots"}
     assert record["detail"].startswith('units=["lots"]')
     conservation = table(spark, settings, CONSERVATION).filter(F.col("table_name") == SILVER_SALES.name)
     assert conservation.filter(~F.col("is_balanced")).count() == 0
-    assert conservation.agg(F.sum("bronze_rows")).first()[0] == 11
+    assert conservation.agg(F.sum("bronze_rows")).first()[0] == 15
     assert table(spark, settings, SILVER_SALES).filter(F.col("week_start") == WEEK2).count() == 1
     assert table(spark, settings, SILVER_OUTLETS).count() == 3 and table(spark, settings, SILVER_PRODUCTS).count() == 3
 
@@ -124,7 +147,7 @@ def test_building_twice_changes_nothing(spark, settings, tmp_path, reference_del
     assert table(spark, settings, GOLD_FEATURES).count() == 3
     # Same bronze version, references, contracts and code: nothing is written, and the totals are reported.
     assert _versions(spark, settings) == versions
-    assert totals == {"bronze_rows": 11, "silver_rows": 3, "quarantined": 8, "duplicates": 0, "superseded": 0}
+    assert totals == {"bronze_rows": 15, "silver_rows": 3, "quarantined": 12, "duplicates": 0, "superseded": 0}
     # A build of part of the range, or forced, still writes the same content.
     build(spark, settings, WEEK2, WEEK2)
     assert _versions(spark, settings) == versions
