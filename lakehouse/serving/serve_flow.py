@@ -22,11 +22,19 @@ from typing import TYPE_CHECKING, Any
 
 from lakehouse.errors import UsageError
 from lakehouse.io import delta_log
-from lakehouse.io.catalog import GOLD_EFFECTS, GOLD_LIFT, GOLD_RECOMMENDATIONS, SILVER_OUTLETS
+from lakehouse.io.catalog import (
+    GOLD_EFFECTS,
+    GOLD_LIFT,
+    GOLD_MONITORING,
+    GOLD_RECOMMENDATIONS,
+    RETRAIN_REQUESTS,
+    SILVER_OUTLETS,
+)
 from lakehouse.ml.registry import CHAMPION
 from lakehouse.policy import MLConfig
 from lakehouse.serving.app import Service, create_app
 from lakehouse.serving.metrics import Metrics
+from lakehouse.serving.model_health import MONITORING_COLUMNS, REQUEST_COLUMNS, MonitoredWeek, monitored_weeks
 from lakehouse.serving.ratelimit import RateLimiter
 from lakehouse.serving.snapshot import (
     EFFECT_COLUMNS,
@@ -102,9 +110,18 @@ def load(settings: Settings, config: MLConfig, served: Versions | None) -> Snaps
     champion = read_champion(settings, name)
     if champion is None:
         raise NotReady(f"model {name!r} has no @champion yet: run `lakehouse train` (the gate promotes)")
-    effects, lift, outlets = (delta_log.open_table(t, settings) for t in (GOLD_EFFECTS, GOLD_LIFT, SILVER_OUTLETS))
+    effects, lift, outlets, monitoring, requests = (
+        delta_log.open_table(t, settings)
+        for t in (GOLD_EFFECTS, GOLD_LIFT, SILVER_OUTLETS, GOLD_MONITORING, RETRAIN_REQUESTS)
+    )
     versions = Versions(
-        recommendations.version(), _version(effects), _version(lift), _version(outlets), champion.version
+        recommendations.version(),
+        _version(effects),
+        _version(lift),
+        _version(outlets),
+        champion.version,
+        _version(monitoring),
+        _version(requests),
     )
     if versions == served:
         return None
@@ -119,7 +136,27 @@ def load(settings: Settings, config: MLConfig, served: Versions | None) -> Snaps
         champion,
         versions,
         datetime.now(UTC),
+        datetime.fromtimestamp(recommendations.history(1)[0]["timestamp"] / 1000, UTC),
+        _monitored(settings, monitoring, requests),
     )
+
+
+def _monitored(
+    settings: Settings, monitoring: DeltaTable | None, requests: DeltaTable | None
+) -> tuple[MonitoredWeek, ...]:
+    """The model's health by week: a few hundred rows a week, read whole (per-column drift rows are left out
+    after reading, as delta-rs filters cannot say "is null"), and the week's report files."""
+    if monitoring is None:
+        return ()
+    rows = delta_log.snapshot_arrow(monitoring, list(MONITORING_COLUMNS))
+    asked = None if requests is None else delta_log.snapshot_arrow(requests, list(REQUEST_COLUMNS))
+    weeks = set(rows.column("week_start").to_pylist())
+    return monitored_weeks(rows, asked, {week: report_names(settings.reports_dir / week.isoformat()) for week in weeks})
+
+
+def report_names(folder: Path) -> tuple[str, ...]:
+    """The Evidently reports `lakehouse monitor` saved for a week (`<check>.html`), sorted; none if not here."""
+    return tuple(sorted(p.name for p in folder.glob("*.html") if p.is_file()))
 
 
 class Refresher:
@@ -216,6 +253,7 @@ def serve(settings: Settings, config: MLConfig, host: str, port: int) -> None:
         Metrics(),
         serving.page_size,
         serving.max_page_size,
+        settings.reports_dir,
     )
     app = create_app(svc, Refresher(svc, settings, config).running)
     uvicorn.run(app, host=host, port=port, log_config=log_config())
