@@ -136,3 +136,8 @@ volumeMounts:
   valueFrom:
     secretKeyRef: {name: {{ .Values.secrets.s3.name }}, key: {{ .Values.secrets.s3.secretAccessKeyKey }}}
 {{- end -}}
+
+{{- define "lakehouse.servingName" -}}{{ include "lakehouse.fullname" . }}-api{{- end -}}
+{{- define "lakehouse.servingImage" -}}
+{{- include "lakehouse.image" (mergeOverwrite (deepCopy .Values.image) .Values.serving.image) -}}
+{{- end -}}
