@@ -18,7 +18,7 @@ import logging
 from datetime import UTC, date
 from ipaddress import ip_address
 from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import Depends, FastAPI, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -104,7 +104,8 @@ async def served(request: Request) -> Snapshot:
 
 
 def home(who: Principal) -> str:
-    return f"/outlets/{who.outlet}" if who.outlet is not None else "/monitoring"
+    """Where a token's holder lands after signing in: its outlet's page, or the monitoring page."""
+    return f"/outlets/{quote(who.outlet, safe='')}" if who.outlet is not None else "/monitoring"
 
 
 def local_path(target: str | None) -> str | None:

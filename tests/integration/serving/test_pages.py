@@ -28,7 +28,7 @@ from tests.integration.serving.small_world import MODEL, REPORTS, net_lift
 
 WEEK = date(2024, 3, 4)
 CONFIG = {"serving": {"refresh_seconds": 0.2, "rate_per_second": 1e6, "burst": 10**6}}
-ROLES = {"admin": "admin", "analyst": "analyst", "rep": "outlet:outlet-1"}
+ROLES = {"admin": ("admin",), "analyst": ("analyst",), "rep": ("outlet:outlet-1",), "tight": ("analyst", 0.001, 2)}
 LIFT_WEEKS = [WEEK - timedelta(weeks=k) for k in (4, 3, 2)]  # small_world writes the week before WEEK itself
 # Monitored weeks: (drift share, WAPE, bias, lag of gold_features, retraining requested).
 MONITORED = {
@@ -61,7 +61,7 @@ def world(tmp_path_factory) -> Iterator[World]:
         small_world.write_world(settings, WEEK)
         small_world.write_lift_weeks(settings, LIFT_WEEKS)
         small_world.write_monitoring(settings, MONITORED)
-        tokens = {name: add_token(settings.tokens_file, name, role) for name, role in ROLES.items()}
+        tokens = {name: add_token(settings.tokens_file, name, *role) for name, role in ROLES.items()}
         registry = small_world.register_versions(settings, root, 1)
         registry.set_registered_model_alias(MODEL, "champion", "1")
         with lakehouse_server(root / "server") as server:
@@ -94,6 +94,11 @@ def test_the_login_form_sets_an_httponly_same_site_cookie_and_goes_back_to_the_p
 
     assert world.login(world.tokens["analyst"]).headers["location"] == "/monitoring"  # no page asked for: home
     assert world.login(world.tokens["rep"], "//elsewhere.example/x").headers["location"] == "/outlets/outlet-1"
+    assert [world.get("/", who).headers["location"] for who in (None, "rep", "admin")] == [
+        "/login",
+        "/outlets/outlet-1",
+        "/monitoring",
+    ]
 
 
 def test_an_unknown_token_gets_the_form_again_and_no_cookie(world):
@@ -171,6 +176,13 @@ def test_the_outlet_page_shows_its_actions_the_lift_the_model_and_the_freshness(
     assert f"{MODEL} version 1 (@champion" in freshness
     assert f"scored week{WEEK}" in freshness.replace("\n", "")
     assert re.search(r"gold_recommendations v0, gold_effects v0, gold_lift v1, silver_outlets v0", freshness)
+
+
+def test_a_token_over_its_rate_gets_a_429_page_with_retry_after(world):
+    statuses = [world.get("/monitoring", "tight").status_code for _ in range(2)]
+    refused = world.get("/monitoring", "tight")
+    assert statuses == [200, 200] and refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+    assert "too many requests for token &#39;tight&#39;" in refused.text
 
 
 def test_an_unknown_outlet_is_a_404_page(world):
