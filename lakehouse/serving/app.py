@@ -18,7 +18,6 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date
 from http import HTTPStatus
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -33,6 +32,7 @@ from lakehouse.serving import schemas
 from lakehouse.serving.metrics import CONTENT_TYPE, Metrics
 from lakehouse.serving.pages import add_pages
 from lakehouse.serving.ratelimit import RateLimiter, retry_after
+from lakehouse.serving.reports import ReportFiles
 from lakehouse.serving.snapshot import Current, Snapshot, lift_rows, outlet_rows, page, ranked_rows
 from lakehouse.serving.tokens import Principal, TokenBook
 from lakehouse.weeks import monday
@@ -51,7 +51,7 @@ class Service:
     metrics: Metrics
     page_size: int
     max_page_size: int
-    reports_dir: Path | None = None  # the Evidently reports `lakehouse monitor` saved (the /monitoring page links them)
+    reports: ReportFiles | None = None  # the Evidently reports the /monitoring page links
 
 
 async def service(request: Request) -> Service:

@@ -9,7 +9,7 @@ rows stay in the table (the reports show them).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -64,14 +64,16 @@ class MonitoredWeek:
     retrain_blocked: bool
     request: RetrainRequest | None
     monitor_run_id: str | None
-    reports: tuple[str, ...]  # file names under reports/<week>/, e.g. data_drift.html
+    reports: tuple[str, ...]  # the week's Evidently report files, e.g. data_drift.html (lakehouse.serving.reports)
 
 
 def _figure(row: Mapping | None) -> Figure | None:
     return None if row is None else Figure(row["value"], row["threshold"], row["status"])
 
 
-def _week(week: date, rows: list[dict], request: RetrainRequest | None, reports: tuple[str, ...]) -> MonitoredWeek:
+def _week(
+    week: date, rows: list[dict], request: RetrainRequest | None, reports: Callable[[date, str | None], tuple[str, ...]]
+) -> MonitoredWeek:
     whole = {(r["check_name"], r["metric"]): r for r in rows if r["column_name"] is None}
     health = [r for r in rows if r["check_name"] in HEALTH_CHECKS]
     worst = max((r["status"] for r in health), key=SEVERITY.__getitem__, default=OK)
@@ -79,6 +81,7 @@ def _week(week: date, rows: list[dict], request: RetrainRequest | None, reports:
         f"{r['check_name']} {r['column_name'] or r['metric']}" for r in health if SEVERITY[r["status"]] > 0
     )
     requested, blocked = whole.get((RETRAINING, REQUESTED)), whole.get((RETRAINING, "blocked"))
+    run_id = next((r["monitor_run_id"] for r in rows if r["monitor_run_id"]), None)
     return MonitoredWeek(
         week=week,
         model_version=rows[0]["model_version"],
@@ -90,18 +93,18 @@ def _week(week: date, rows: list[dict], request: RetrainRequest | None, reports:
         retrain_requested=bool(requested and requested["value"]),
         retrain_blocked=bool(blocked and blocked["value"]),
         request=request,
-        monitor_run_id=next((r["monitor_run_id"] for r in rows if r["monitor_run_id"]), None),
-        reports=reports,
+        monitor_run_id=run_id,
+        reports=reports(week, run_id),
     )
 
 
 def monitored_weeks(
-    monitoring: pa.Table | None, requests: pa.Table | None, reports: Mapping[date, tuple[str, ...]]
+    monitoring: pa.Table | None, requests: pa.Table | None, reports: Callable[[date, str | None], tuple[str, ...]]
 ) -> tuple[MonitoredWeek, ...]:
     """Every monitored week, oldest first (none when the tables were not written yet).
 
     `monitoring` holds MONITORING_COLUMNS of gold_monitoring, `requests` REQUEST_COLUMNS of
-    audit_retrain_requests, `reports` the report file names found for each week.
+    audit_retrain_requests; `reports(week, monitor_run_id)` names the week's report files.
     """
     if monitoring is None:
         return ()
@@ -113,5 +116,5 @@ def monitored_weeks(
     for week in sorted(by_week):
         made = asked.get(week)
         request = None if made is None else RetrainRequest(made["request_id"], tuple(made["causes"]), made["reason"])
-        weeks.append(_week(week, by_week[week], request, reports.get(week, ())))
+        weeks.append(_week(week, by_week[week], request, reports))
     return tuple(weeks)

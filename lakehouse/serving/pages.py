@@ -15,14 +15,18 @@ name; the token is never in a URL (the form POSTs it) nor in a log.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date
+import shutil
+import tempfile
+from datetime import UTC
 from ipaddress import ip_address
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import Depends, FastAPI, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from starlette.background import BackgroundTask
 
 from lakehouse.serving.charts import Series, interval_bars, label, week_chart
 from lakehouse.serving.model_health import MonitoredWeek
@@ -39,7 +43,11 @@ SESSION_SECONDS = 8 * 3600  # a working day; then the form again
 # Pages draw with inline CSS and SVG only: nothing else may load, post or frame them.
 PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'"
 # Evidently's reports are self-contained HTML with scripts: they run sandboxed, in an origin of their own.
-REPORT_POLICY = "sandbox allow-scripts; frame-ancestors 'none'"
+REPORT_HEADERS = {
+    "Content-Security-Policy": "sandbox allow-scripts; frame-ancestors 'none'",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
 TEMPLATES = Environment(
     loader=PackageLoader("lakehouse.serving", "templates"),
     autoescape=select_autoescape(["html"]),
@@ -258,15 +266,21 @@ def _page_routes(app: FastAPI) -> None:
         snapshot: Annotated[Snapshot, Depends(served)],
     ) -> Response:
         """One of a week's Evidently reports: only a name the snapshot listed for that week, so no other file."""
-        reports_dir = _service(request).reports_dir
-        listed = next((w.reports for w in snapshot.monitoring if w.week.isoformat() == week), ())
-        if reports_dir is None or name not in listed:
+        files = _service(request).reports
+        monitored = next((w for w in snapshot.monitoring if w.week.isoformat() == week), None)
+        if files is None or monitored is None or name not in monitored.reports:
             raise PageError(404, f"week {week} has no report {name!r}")
-        path = (reports_dir / date.fromisoformat(week).isoformat() / name).resolve()
-        if not path.is_relative_to(reports_dir.resolve()) or not path.is_file():
-            raise PageError(404, f"week {week} has no report {name!r}")
-        headers = {"Content-Security-Policy": REPORT_POLICY, "Cache-Control": "no-store"}
-        return FileResponse(path, media_type="text/html", headers={**headers, "X-Content-Type-Options": "nosniff"})
+        scratch = Path(tempfile.mkdtemp(prefix="lakehouse-report-"))  # where a report on MLflow is downloaded to
+        try:
+            path = files.fetch(monitored.week, name, monitored.monitor_run_id, scratch)
+        except Exception:
+            log.exception("report %s of week %s not fetched from MLflow run %s", name, week, monitored.monitor_run_id)
+            path = None
+        if path is None:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise PageError(503, f"report {name!r} of week {week} cannot be read now")
+        cleanup = BackgroundTask(shutil.rmtree, scratch, ignore_errors=True)
+        return FileResponse(path, media_type="text/html", headers=REPORT_HEADERS, background=cleanup)
 
 
 def add_pages(app: FastAPI) -> None:

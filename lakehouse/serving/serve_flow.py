@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +36,7 @@ from lakehouse.serving.app import Service, create_app
 from lakehouse.serving.metrics import Metrics
 from lakehouse.serving.model_health import MONITORING_COLUMNS, REQUEST_COLUMNS, MonitoredWeek, monitored_weeks
 from lakehouse.serving.ratelimit import RateLimiter
+from lakehouse.serving.reports import ReportFiles
 from lakehouse.serving.snapshot import (
     EFFECT_COLUMNS,
     MEASURED_LIFT_COLUMNS,
@@ -150,13 +151,21 @@ def _monitored(
         return ()
     rows = delta_log.snapshot_arrow(monitoring, list(MONITORING_COLUMNS))
     asked = None if requests is None else delta_log.snapshot_arrow(requests, list(REQUEST_COLUMNS))
-    weeks = set(rows.column("week_start").to_pylist())
-    return monitored_weeks(rows, asked, {week: report_names(settings.reports_dir / week.isoformat()) for week in weeks})
+    files = report_files(settings)
+
+    def names(week: date, run_id: str | None) -> tuple[str, ...]:
+        try:
+            return files.names(week, run_id)
+        except Exception:  # the registry unreachable: the week shows its figures without report links
+            log.warning("reports of week %s not listed (MLflow run %s)", week, run_id, exc_info=True)
+            return ()
+
+    return monitored_weeks(rows, asked, names)
 
 
-def report_names(folder: Path) -> tuple[str, ...]:
-    """The Evidently reports `lakehouse monitor` saved for a week (`<check>.html`), sorted; none if not here."""
-    return tuple(sorted(p.name for p in folder.glob("*.html") if p.is_file()))
+def report_files(settings: Settings) -> ReportFiles:
+    """The Evidently reports: the home's reports folder, else each week's monitoring run in MLflow."""
+    return ReportFiles(settings.reports_dir, lambda: registry_client(settings.tracking_uri))
 
 
 class Refresher:
@@ -253,7 +262,7 @@ def serve(settings: Settings, config: MLConfig, host: str, port: int) -> None:
         Metrics(),
         serving.page_size,
         serving.max_page_size,
-        settings.reports_dir,
+        report_files(settings),
     )
     app = create_app(svc, Refresher(svc, settings, config).running)
     uvicorn.run(app, host=host, port=port, log_config=log_config())

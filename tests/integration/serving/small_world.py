@@ -176,7 +176,9 @@ DRIFT_LIMIT, BIAS_LIMIT, MAX_LAG = 0.3, 0.15, 0.0
 REPORTS = ("data_drift.html", "prediction_drift.html", "quality.html")
 
 
-def monitoring_rows(week: date, drift: float, wape: float, bias: float, lag: float, retrain: bool) -> list[dict]:
+def monitoring_rows(
+    week: date, drift: float, wape: float, bias: float, lag: float, retrain: bool, run_id: str
+) -> list[dict]:
     """A week's rows as `lakehouse monitor` writes them: whole-week figures, per-column ones, the decision."""
 
     def status(value: float, limit: float) -> str:
@@ -205,15 +207,18 @@ def monitoring_rows(week: date, drift: float, wape: float, bias: float, lag: flo
             "model_name": MODEL,
             "model_version": "1",
             "reference": "gold_features@3 weeks 2024-01-01..2024-02-19",
-            "monitor_run_id": f"run-{week}",
+            "monitor_run_id": run_id,
         }
         for check, metric, column, value, limit, graded in rows
     ]
 
 
-def write_monitoring(settings: Settings, weeks: dict[date, tuple[float, float, float, float, bool]]) -> None:
-    """gold_monitoring rows of `weeks`, a retraining request for those that ask, and each week's HTML reports."""
-    rows = [row for week, figures in weeks.items() for row in monitoring_rows(week, *figures)]
+def write_monitoring(
+    settings: Settings, weeks: dict[date, tuple[float, float, float, float, bool]], runs: dict[date, str]
+) -> None:
+    """gold_monitoring rows of `weeks`, a retraining request for those that ask, and each week's HTML reports:
+    in the home's reports folder, or only on the MLflow run `runs` names for the week (as on Kubernetes)."""
+    rows = [row for week, figures in weeks.items() for row in monitoring_rows(week, *figures, runs.get(week, "run"))]
     write(GOLD_MONITORING, settings, rows)
     requests = [
         {
@@ -232,11 +237,27 @@ def write_monitoring(settings: Settings, weeks: dict[date, tuple[float, float, f
     ]
     write(RETRAIN_REQUESTS, settings, requests)
     for week in weeks:
-        folder = settings.reports_dir / week.isoformat()
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in REPORTS:
-            folder.joinpath(name).write_text(f"<html><body><h1>{name} of {week}</h1></body></html>")
-        folder.joinpath("decision.json").write_text("{}")
+        if week not in runs:
+            write_reports(settings.reports_dir / week.isoformat(), week)
+
+
+def write_reports(folder: Path, week: date) -> None:
+    """The week's reports as `lakehouse monitor` saves them (small stand-ins for Evidently's HTML), and its decision."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in REPORTS:
+        folder.joinpath(name).write_text(f"<html><body><h1>{name} of {week}</h1></body></html>")
+    folder.joinpath("decision.json").write_text("{}")
+
+
+def log_reports_run(client: Any, root: Path, week: date) -> str:
+    """A monitoring run holding the week's reports under `evidently/`, as `lakehouse monitor` logs them; its id."""
+    experiment = client.create_experiment(f"monitoring-{week}", artifact_location=(root / "monitoring").as_uri())
+    run_id = client.create_run(experiment).info.run_id
+    folder = root / "run-reports" / week.isoformat()
+    write_reports(folder, week)
+    for name in REPORTS:
+        client.log_artifact(run_id, str(folder / name), "evidently")
+    return run_id
 
 
 def write_lift_weeks(settings: Settings, weeks: list[date]) -> None:

@@ -60,10 +60,11 @@ def world(tmp_path_factory) -> Iterator[World]:
     with fresh_home(tmp_path_factory, "pages", CONFIG) as (root, settings, _):
         small_world.write_world(settings, WEEK)
         small_world.write_lift_weeks(settings, LIFT_WEEKS)
-        small_world.write_monitoring(settings, MONITORED)
         tokens = {name: add_token(settings.tokens_file, name, *role) for name, role in ROLES.items()}
         registry = small_world.register_versions(settings, root, 1)
         registry.set_registered_model_alias(MODEL, "champion", "1")
+        latest = max(MONITORED)  # its reports are on its MLflow run only, as when monitoring ran in another pod
+        small_world.write_monitoring(settings, MONITORED, {latest: small_world.log_reports_run(registry, root, latest)})
         with lakehouse_server(root / "server") as server:
             server.wait_until_ready()
             yield World(settings, server, tokens)
@@ -211,11 +212,14 @@ def test_the_monitoring_page_shows_each_weeks_health_against_its_thresholds(worl
     assert drift_points == ["ok", "fail", "ok"]
 
 
-def test_a_weeks_report_is_served_and_no_other_file(world):
+def test_a_weeks_report_is_served_from_the_home_or_its_mlflow_run_and_no_other_file(world):
     week = min(MONITORED)
     response = world.get(f"/monitoring/reports/{week}/data_drift.html", "analyst")
     assert response.status_code == 200 and f"data_drift.html of {week}" in response.text
     assert response.headers["content-security-policy"].startswith("sandbox")
+    assert not (world.settings.reports_dir / str(max(MONITORED))).exists()
+    from_mlflow = world.get(f"/monitoring/reports/{max(MONITORED)}/quality.html", "admin")
+    assert from_mlflow.status_code == 200 and f"quality.html of {max(MONITORED)}" in from_mlflow.text
     secret = world.settings.tokens_file.read_text()
     assert "sha256" in secret
     for path in (
