@@ -295,11 +295,32 @@ def test_a_real_browser_signs_in_and_reads_the_outlet_and_monitoring_pages(world
         weeks = browser.find_elements(By.CSS_SELECTOR, "#weeks tbody tr")
         assert [w.get_attribute("id") for w in weeks] == [f"week-{w}" for w in sorted(MONITORED, reverse=True)]
         browser.save_screenshot(str(tmp_path / "monitoring.png"))
+
+        week = sorted(MONITORED)[1]  # its drift report becomes a real one of Evidently's: scripts, plots, fonts inline
+        write_evidently_report(world.settings.reports_dir / str(week) / "data_drift.html")
+        browser.find_element(By.CSS_SELECTOR, f'a[href="/monitoring/reports/{week}/data_drift.html"]').click()
+        WebDriverWait(browser, 120).until(
+            lambda b: "Drift" in b.find_element(By.TAG_NAME, "body").text, "the Evidently report did not draw"
+        )
+        browser.save_screenshot(str(tmp_path / "report.png"))
         errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
         assert errors == []
     finally:
         browser.quit()
-    assert (tmp_path / "outlet.png").stat().st_size > 10_000 and (tmp_path / "monitoring.png").stat().st_size > 10_000
+    assert all((tmp_path / f"{page}.png").stat().st_size > 10_000 for page in ("outlet", "monitoring", "report"))
+
+
+def write_evidently_report(path: Path) -> None:
+    """A data drift report of two small frames, saved by Evidently as `lakehouse monitor` saves its own."""
+    import numpy as np
+    import pandas as pd
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+
+    draws = np.random.default_rng(7)
+    reference = pd.DataFrame({"unit_price": draws.normal(2.0, 0.1, 200), "units": draws.poisson(20, 200) * 1.0})
+    current = pd.DataFrame({"unit_price": draws.normal(2.2, 0.1, 200), "units": draws.poisson(22, 200) * 1.0})
+    Report([DataDriftPreset()]).run(current, reference).save_html(str(path))
 
 
 def test_tokens_never_reach_the_logs(world):
