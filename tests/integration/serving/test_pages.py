@@ -25,6 +25,7 @@ from tests.integration.helpers import fresh_home
 from tests.integration.servers import LakehouseServer, lakehouse_server
 from tests.integration.serving import small_world
 from tests.integration.serving.small_world import MODEL, REPORTS, net_lift
+from tests.integration.serving.test_service import wait_for
 
 WEEK = date(2024, 3, 4)
 CONFIG = {"serving": {"refresh_seconds": 0.2, "rate_per_second": 1e6, "burst": 10**6}}
@@ -44,6 +45,7 @@ class World:
     settings: Settings
     server: LakehouseServer
     tokens: dict[str, str]
+    before_champion: httpx.Response | None = None  # a page asked for before the first snapshot
 
     def get(self, path: str, who: str | None = None, **params: str) -> httpx.Response:
         """A page as `who`'s browser asks for it (the session cookie holds the token), redirects not followed."""
@@ -62,12 +64,15 @@ def world(tmp_path_factory) -> Iterator[World]:
         small_world.write_lift_weeks(settings, LIFT_WEEKS)
         tokens = {name: add_token(settings.tokens_file, name, *role) for name, role in ROLES.items()}
         registry = small_world.register_versions(settings, root, 1)
-        registry.set_registered_model_alias(MODEL, "champion", "1")
         latest = max(MONITORED)  # its reports are on its MLflow run only, as when monitoring ran in another pod
         small_world.write_monitoring(settings, MONITORED, {latest: small_world.log_reports_run(registry, root, latest)})
         with lakehouse_server(root / "server") as server:
+            world = World(settings, server, tokens)
+            wait_for(lambda: "@champion" in httpx.get(f"{server.url}/readyz").text, "the service finds no champion")
+            world.before_champion = world.get("/outlets/outlet-1", "rep")
+            registry.set_registered_model_alias(MODEL, "champion", "1")
             server.wait_until_ready()
-            yield World(settings, server, tokens)
+            yield world
 
 
 def cells(html: str, table_id: str) -> list[list[str]]:
@@ -184,6 +189,13 @@ def test_a_token_over_its_rate_gets_a_429_page_with_retry_after(world):
     refused = world.get("/monitoring", "tight")
     assert statuses == [200, 200] and refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
     assert "too many requests for token &#39;tight&#39;" in refused.text
+
+
+def test_a_page_before_the_first_snapshot_is_a_503_page_saying_what_is_missing(world):
+    response = world.before_champion
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
+    assert f"model &#39;{MODEL}&#39; has no @champion yet" in response.text
+    assert response.headers["content-type"].startswith("text/html")
 
 
 def test_an_unknown_outlet_is_a_404_page(world):
