@@ -138,6 +138,3 @@ volumeMounts:
 {{- end -}}
 
 {{- define "lakehouse.servingName" -}}{{ include "lakehouse.fullname" . }}-api{{- end -}}
-{{- define "lakehouse.servingImage" -}}
-{{- include "lakehouse.image" (mergeOverwrite (deepCopy .Values.image) .Values.serving.image) -}}
-{{- end -}}
