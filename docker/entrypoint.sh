@@ -4,9 +4,15 @@
 # driver and executor pods from an image with `driver ...` or `executor` as arguments and the settings in
 # SPARK_* variables, as Spark's own images' entrypoint expects: those two are handled here the same way,
 # with the pyspark installed in the venv as SPARK_HOME, so this image is also spark.kubernetes.container.image.
+# `serve` runs the recommendations API (`lakehouse serve`, its settings from LAKEHOUSE_SERVE_* variables), as
+# helm/lakehouse's serving Deployment starts it.
 set -euo pipefail
 
 case "${1:-}" in
+  serve)
+    shift
+    exec lakehouse serve "$@"
+    ;;
   driver)
     shift
     exec spark-submit --conf "spark.driver.bindAddress=${SPARK_DRIVER_BIND_ADDRESS}" --deploy-mode client "$@"

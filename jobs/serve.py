@@ -1,8 +1,10 @@
-"""Serve the recommendations API (FastAPI under uvicorn): the latest scored week, effects, lift, the champion.
+"""Serve the recommendations API and its pages (FastAPI under uvicorn): the latest scored week, effects, lift,
+the champion, and the model's health by week.
 
 Reads the gold tables with delta-rs (no JVM) and the registry's @champion, and swaps to a new Delta version
-or a new champion while it runs. Every route but /healthz and /readyz needs a bearer token
-(`lakehouse serve-token`). docs/runbooks/serving.md says how to run it, its roles and its endpoints."""
+or a new champion while it runs. Every API route but /healthz and /readyz needs a bearer token
+(`lakehouse serve-token`); the pages (/outlets/<id>, /monitoring) take the same token through /login.
+docs/runbooks/serving.md says how to run it, its roles, its endpoints and its pages."""
 
 from __future__ import annotations
 

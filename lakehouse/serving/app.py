@@ -30,7 +30,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lakehouse.serving import schemas
 from lakehouse.serving.metrics import CONTENT_TYPE, Metrics
+from lakehouse.serving.pages import add_pages
 from lakehouse.serving.ratelimit import RateLimiter, retry_after
+from lakehouse.serving.reports import ReportFiles
 from lakehouse.serving.snapshot import Current, Snapshot, lift_rows, outlet_rows, page, ranked_rows
 from lakehouse.serving.tokens import Principal, TokenBook
 from lakehouse.weeks import monday
@@ -49,6 +51,7 @@ class Service:
     metrics: Metrics
     page_size: int
     max_page_size: int
+    reports: ReportFiles | None = None  # the Evidently reports the /monitoring page links
 
 
 async def service(request: Request) -> Service:
@@ -255,5 +258,6 @@ def create_app(svc: Service, lifespan: Callable[[FastAPI], AbstractAsyncContextM
     app.state.service = svc
     _routes(app)
     _errors(app)
+    add_pages(app)
     app.add_middleware(RequestMetrics, metrics=svc.metrics)
     return app

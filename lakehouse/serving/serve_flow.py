@@ -15,19 +15,28 @@ import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakehouse.errors import UsageError
 from lakehouse.io import delta_log
-from lakehouse.io.catalog import GOLD_EFFECTS, GOLD_LIFT, GOLD_RECOMMENDATIONS, SILVER_OUTLETS
+from lakehouse.io.catalog import (
+    GOLD_EFFECTS,
+    GOLD_LIFT,
+    GOLD_MONITORING,
+    GOLD_RECOMMENDATIONS,
+    RETRAIN_REQUESTS,
+    SILVER_OUTLETS,
+)
 from lakehouse.ml.registry import CHAMPION
 from lakehouse.policy import MLConfig
 from lakehouse.serving.app import Service, create_app
 from lakehouse.serving.metrics import Metrics
+from lakehouse.serving.model_health import MONITORING_COLUMNS, REQUEST_COLUMNS, MonitoredWeek, monitored_weeks
 from lakehouse.serving.ratelimit import RateLimiter
+from lakehouse.serving.reports import ReportFiles
 from lakehouse.serving.snapshot import (
     EFFECT_COLUMNS,
     MEASURED_LIFT_COLUMNS,
@@ -102,9 +111,18 @@ def load(settings: Settings, config: MLConfig, served: Versions | None) -> Snaps
     champion = read_champion(settings, name)
     if champion is None:
         raise NotReady(f"model {name!r} has no @champion yet: run `lakehouse train` (the gate promotes)")
-    effects, lift, outlets = (delta_log.open_table(t, settings) for t in (GOLD_EFFECTS, GOLD_LIFT, SILVER_OUTLETS))
+    effects, lift, outlets, monitoring, requests = (
+        delta_log.open_table(t, settings)
+        for t in (GOLD_EFFECTS, GOLD_LIFT, SILVER_OUTLETS, GOLD_MONITORING, RETRAIN_REQUESTS)
+    )
     versions = Versions(
-        recommendations.version(), _version(effects), _version(lift), _version(outlets), champion.version
+        recommendations.version(),
+        _version(effects),
+        _version(lift),
+        _version(outlets),
+        champion.version,
+        _version(monitoring),
+        _version(requests),
     )
     if versions == served:
         return None
@@ -119,7 +137,35 @@ def load(settings: Settings, config: MLConfig, served: Versions | None) -> Snaps
         champion,
         versions,
         datetime.now(UTC),
+        datetime.fromtimestamp(recommendations.history(1)[0]["timestamp"] / 1000, UTC),
+        _monitored(settings, monitoring, requests),
     )
+
+
+def _monitored(
+    settings: Settings, monitoring: DeltaTable | None, requests: DeltaTable | None
+) -> tuple[MonitoredWeek, ...]:
+    """The model's health by week: a few hundred rows a week, read whole (per-column drift rows are left out
+    after reading, as delta-rs filters cannot say "is null"), and the week's report files."""
+    if monitoring is None:
+        return ()
+    rows = delta_log.snapshot_arrow(monitoring, list(MONITORING_COLUMNS))
+    asked = None if requests is None else delta_log.snapshot_arrow(requests, list(REQUEST_COLUMNS))
+    files = report_files(settings)
+
+    def names(week: date, run_id: str | None) -> tuple[str, ...]:
+        try:
+            return files.names(week, run_id)
+        except Exception:  # the registry unreachable: the week shows its figures without report links
+            log.warning("reports of week %s not listed (MLflow run %s)", week, run_id, exc_info=True)
+            return ()
+
+    return monitored_weeks(rows, asked, names)
+
+
+def report_files(settings: Settings) -> ReportFiles:
+    """The Evidently reports: the home's reports folder, else each week's monitoring run in MLflow."""
+    return ReportFiles(settings.reports_dir, lambda: registry_client(settings.tracking_uri))
 
 
 class Refresher:
@@ -216,6 +262,7 @@ def serve(settings: Settings, config: MLConfig, host: str, port: int) -> None:
         Metrics(),
         serving.page_size,
         serving.max_page_size,
+        report_files(settings),
     )
     app = create_app(svc, Refresher(svc, settings, config).running)
     uvicorn.run(app, host=host, port=port, log_config=log_config())

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from lakehouse.io.delta_log import records
 from lakehouse.scoring import report
+from lakehouse.serving.model_health import MonitoredWeek
 
 # The columns served of gold_recommendations (its lineage `inputs` and the candidates stay in the table);
 # `channel` comes from silver_outlets.
@@ -111,6 +112,8 @@ class Versions:
     lift: int | None
     outlets: int | None
     champion: str
+    monitoring: int | None = None
+    retrain_requests: int | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,8 @@ class Snapshot:
     champion: Champion
     versions: Versions
     loaded_at: datetime
+    scored_at: datetime | None = None  # when the gold_recommendations version read was committed
+    monitoring: tuple[MonitoredWeek, ...] = ()  # the model's health by week, oldest first (the /monitoring page)
 
 
 def _without_nan(table: pa.Table) -> pa.Table:
@@ -154,9 +159,11 @@ def build_snapshot(
     champion: Champion,
     versions: Versions,
     loaded_at: datetime,
+    scored_at: datetime | None = None,
+    monitoring: tuple[MonitoredWeek, ...] = (),
 ) -> Snapshot:
     """A snapshot of one week's recommendations (`channels`: outlet_id -> channel, if known), the champion's
-    effects and every week's lift (None: not written yet)."""
+    effects and every week's lift (None: not written yet), and the monitored weeks."""
     if channels is None:
         with_channel = recommendations.append_column("channel", pa.nulls(recommendations.num_rows, pa.string()))
     else:
@@ -171,6 +178,8 @@ def build_snapshot(
         champion=champion,
         versions=versions,
         loaded_at=loaded_at,
+        scored_at=scored_at,
+        monitoring=monitoring,
     )
 
 

@@ -115,8 +115,12 @@ def test_no_secret_is_created_or_rendered(env: str) -> None:
     docs = rendered(env, "s3.endpoint=http://minio:9000")
     assert not [d for d in docs if d["kind"] == "Secret"]
     for name, spec in pod_specs(docs).items():
+        secret_volumes = {v["name"] for v in spec.get("volumes", []) if "secret" in v}
         for container in spec["containers"]:
+            secret_dirs = [m["mountPath"] for m in container.get("volumeMounts", []) if m["name"] in secret_volumes]
             for var in container.get("env", []):
+                if any(var.get("value", "").startswith(f"{d}/") for d in secret_dirs):
+                    continue  # the path of a mounted Secret's file (LAKEHOUSE_SERVE_TOKENS), not a secret
                 if SECRETISH.search(var["name"]) or var["name"].startswith("AWS_ACCESS"):
                     assert "value" not in var and "secretKeyRef" in var["valueFrom"], f"{name}: {var}"
     for key, value in spark_defaults(docs).items():
@@ -129,6 +133,7 @@ def test_no_secret_is_created_or_rendered(env: str) -> None:
     [
         "secrets.s3.secretAccessKey=FAKE-SECRET-1",
         "secrets.pii.value=FAKE-SECRET-1",
+        "secrets.servingTokens.value=FAKE-SECRET-1",
         "mlflow.backendStoreUri=postgresql://u:FAKE-SECRET-1@db/mlflow",
         "lakehouse.extraEnv.AWS_SECRET_ACCESS_KEY=FAKE-SECRET-1",
         "spark.conf.spark\\.hadoop\\.fs\\.s3a\\.secret\\.key=FAKE-SECRET-1",
@@ -337,3 +342,79 @@ def test_airflow_values_match_the_image_dags_connections_and_our_chart(env: str)
         assert values[component]["resources"]["limits"]["memory"], component
     assert values["securityContexts"]["pod"]["runAsNonRoot"] is True
     assert values["securityContexts"]["containers"]["capabilities"] == {"drop": ["ALL"]}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_api_serves_from_the_image_entrypoint_with_probes_tokens_and_its_port(env: str) -> None:
+    docs, values = rendered(env), chart_values(env)
+    name, serving = f"{RELEASE}-api", values["serving"]
+    spec = one(docs, "Deployment", name)["spec"]
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"] == ["serve"] and "command" not in container  # docker/entrypoint.sh under tini
+    assert container["image"] == f"{values['image']['repository']}:{values['image']['tag']}"
+    env_vars = {v["name"]: v for v in container["env"]}
+    assert env_vars["LAKEHOUSE_SERVE_HOST"]["value"] == "0.0.0.0"
+    assert env_vars["LAKEHOUSE_SERVE_PORT"]["value"] == str(serving["port"])
+    assert env_vars["LAKEHOUSE_WAREHOUSE"]["value"] == values["lakehouse"]["warehouse"]
+    assert env_vars["MLFLOW_TRACKING_URI"]["value"] == f"http://{RELEASE}-mlflow:{values['mlflow']['port']}"
+    assert container["ports"] == [{"name": "http", "containerPort": serving["port"]}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    # The tokens file is the Secret's key, mounted read-only where LAKEHOUSE_SERVE_TOKENS says.
+    tokens = values["secrets"]["servingTokens"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "tokens")
+    assert env_vars["LAKEHOUSE_SERVE_TOKENS"]["value"] == f"{mount['mountPath']}/{tokens['key']}" and mount["readOnly"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "tokens")
+    assert volume["secret"] == {"secretName": tokens["name"], "items": [{"key": tokens["key"], "path": tokens["key"]}]}
+    assert pod["automountServiceAccountToken"] is False and container["resources"] == serving["resources"]
+
+    service = one(docs, "Service", name)
+    assert service["spec"]["ports"] == [{"name": "http", "port": serving["port"], "targetPort": "http"}]
+    assert service["spec"]["selector"] == spec["selector"]["matchLabels"]
+    scaling = serving["autoscaling"]
+    hpas = [d for d in docs if d["kind"] == "HorizontalPodAutoscaler"]
+    if scaling["enabled"]:
+        (hpa,) = hpas
+        assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+        assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (
+            scaling["minReplicas"],
+            scaling["maxReplicas"],
+        )
+        target = hpa["spec"]["metrics"][0]["resource"]
+        assert target == {
+            "name": "cpu",
+            "target": {"type": "Utilization", "averageUtilization": scaling["targetCPUUtilizationPercentage"]},
+        }
+        assert "replicas" not in spec  # the HPA owns the count
+    else:
+        assert hpas == [] and spec["replicas"] == serving["replicas"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_api_network_policy_admits_only_the_allowed_peers_and_reaches_dns_mlflow_and_storage(env: str) -> None:
+    docs, values = rendered(env), chart_values(env)
+    policy = one(docs, "NetworkPolicy", f"{RELEASE}-api")["spec"]
+    assert policy["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "serving"
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["ingress"] == [{"ports": [{"port": "http"}], "from": values["serving"]["networkPolicy"]["from"]}]
+    dns, mlflow, *storage = policy["egress"]
+    assert {p["port"] for p in dns["ports"]} == {53} and dns["to"][0]["podSelector"]["matchLabels"]["k8s-app"]
+    assert mlflow["ports"] == [{"port": values["mlflow"]["port"]}]
+    assert mlflow["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "mlflow"
+    assert storage == values["serving"]["networkPolicy"]["egress"]
+    # ... and MLflow's own policy lets the API in.
+    peers = one(docs, "NetworkPolicy", f"{RELEASE}-mlflow")["spec"]["ingress"][0]["from"]
+    assert {"podSelector": {"matchLabels": policy["podSelector"]["matchLabels"]}} in peers
+
+
+def test_the_api_without_allowed_peers_takes_no_connection_and_can_be_left_out() -> None:
+    closed = one(rendered("prod", "serving.networkPolicy.from=null"), "NetworkPolicy", f"{RELEASE}-api")
+    assert closed["spec"]["ingress"] == []
+    docs = rendered("prod", "serving.enabled=false")
+    assert not [d for d in docs if d["metadata"]["name"] == f"{RELEASE}-api"]
+    mlflow_peers = one(docs, "NetworkPolicy", f"{RELEASE}-mlflow")["spec"]["ingress"][0]["from"]
+    assert not [
+        p for p in mlflow_peers if p["podSelector"]["matchLabels"].get("app.kubernetes.io/component") == "serving"
+    ]

@@ -15,11 +15,13 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+import httpx
 import pytest
 from packaging.requirements import Requirement
 
 from lakehouse.io.spark import REQUIRED_JARS
 from lakehouse.settings import load_settings
+from tests.integration.servers import HOST, _answers, _wait, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "docker" / "Dockerfile"
@@ -121,6 +123,30 @@ def test_entrypoint_passes_other_commands_through() -> None:
         text=True,
     ).stdout
     assert out == "through x\n"
+
+
+@pytest.mark.slow
+def test_entrypoint_serves_the_api_with_the_settings_the_chart_gives(tmp_path: Path) -> None:
+    """`serve`, as helm/lakehouse's Deployment runs it: host and port from LAKEHOUSE_SERVE_*, no arguments."""
+    port = free_port()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PYTHONPATH": str(REPO)}
+    env |= {"LAKEHOUSE_HOME": str(tmp_path / "home"), "LAKEHOUSE_SERVE_HOST": HOST, "LAKEHOUSE_SERVE_PORT": str(port)}
+    for name in ("LAKEHOUSE_WAREHOUSE", "LAKEHOUSE_CONFIG", "MLFLOW_TRACKING_URI", "LAKEHOUSE_SERVE_TOKENS"):
+        env.pop(name, None)
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [REPO / "docker" / "entrypoint.sh", "serve"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path
+        )
+    try:
+        url = f"http://{HOST}:{port}"
+        _wait(lambda: _answers(f"{url}/healthz"), 120, "docker/entrypoint.sh serve", log, proc)
+        ready = httpx.get(f"{url}/readyz", timeout=10)
+        assert ready.status_code == 503 and "no week has been scored yet" in ready.json()["message"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert f"Uvicorn running on http://{HOST}:{port}" in log.read_text()
 
 
 def test_install_refuses_an_unknown_step(tmp_path: Path) -> None:

@@ -136,3 +136,5 @@ volumeMounts:
   valueFrom:
     secretKeyRef: {name: {{ .Values.secrets.s3.name }}, key: {{ .Values.secrets.s3.secretAccessKeyKey }}}
 {{- end -}}
+
+{{- define "lakehouse.servingName" -}}{{ include "lakehouse.fullname" . }}-api{{- end -}}
