@@ -20,15 +20,25 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import measure_lift, sample_data, score
+from lakehouse.contracts.model import load_contract
 from lakehouse.errors import DataError
 from lakehouse.io import delta_io, tracking
-from lakehouse.io.catalog import GOLD_EFFECTS, GOLD_LIFT, GOLD_RECOMMENDATIONS, GOLD_SALES_WEEKLY, SILVER_OUTLETS
+from lakehouse.io.catalog import (
+    GOLD_EFFECTS,
+    GOLD_FEATURES,
+    GOLD_LIFT,
+    GOLD_PLANNED_FEATURES,
+    GOLD_RECOMMENDATIONS,
+    GOLD_SALES_WEEKLY,
+    SILVER_OUTLETS,
+    SILVER_PRODUCTS,
+)
 from lakehouse.ml import registry
 from lakehouse.ml.train_flow import train
 from lakehouse.policy import MLConfig, from_dict
 from lakehouse.progress import Progress
 from lakehouse.scoring import lift_flow, score_flow
-from lakehouse.scoring.rows import holdout_fraction
+from lakehouse.scoring.rows import build_scoring_rows, holdout_fraction
 from lakehouse.serving.tokens import add_token
 from lakehouse.settings import Settings
 from lakehouse.sources import synthetic
@@ -65,8 +75,8 @@ def world(spark, tmp_path_factory) -> Iterator[tuple[Settings, MLConfig, dict]]:
         yield settings, config, {"raw": raw, "root": root}
 
 
-def _week(spark, settings, week: date):
-    return table(spark, settings, GOLD_RECOMMENDATIONS).filter(F.col("week_start") == F.lit(week))
+def _week(spark, settings, week: date, of=GOLD_RECOMMENDATIONS):
+    return table(spark, settings, of).filter(F.col("week_start") == F.lit(week))
 
 
 def test_every_active_outlet_product_gets_one_recommendation_with_lineage(spark, world):
@@ -107,6 +117,34 @@ def test_every_active_outlet_product_gets_one_recommendation_with_lineage(spark,
     assert sum(r.action != "as_planned" for r in rows) > OUTLETS  # the effects find lifts worth recommending
 
 
+def test_the_rows_the_champion_scored_are_kept_as_planned_with_its_forecast(spark, world):
+    """gold_planned_features: one row per scored outlet x product, the scoring rows' model inputs as the
+    gold feature code computes them from the recorded table versions, and the forecast the recommendations
+    carry as planned."""
+    settings, config, _ = world
+    planned = _week(spark, settings, TARGET, GOLD_PLANNED_FEATURES).localCheckpoint()
+    recs = _week(spark, settings, TARGET)
+    assert planned.count() == OUTLETS * PRODUCTS == planned.select("outlet_id", "product_id").distinct().count()
+    lineage = ("model_name", "model_version", "model_run_id", "features_version", "inputs")
+    assert {tuple(r) for r in planned.select(*lineage).distinct().collect()} == {
+        tuple(r) for r in recs.select(*lineage).distinct().collect()
+    }
+    (features_version,) = {r.features_version for r in planned.select("features_version").collect()}
+    scored = build_scoring_rows(
+        delta_io.read(spark, GOLD_SALES_WEEKLY, settings, features_version),
+        table(spark, settings, SILVER_OUTLETS),
+        table(spark, settings, SILVER_PRODUCTS),
+        load_contract(GOLD_FEATURES.contract, settings.contracts_dir),
+        TARGET,
+        config.scoring.active_weeks,
+    )
+    features = [c for c in planned.columns if c not in (*lineage, "planned_units")]
+    assert_same_content(planned.select(*features), scored.select(*features))
+    assert not planned.filter(F.col("is_on_deal") | F.col("is_featured") | F.col("has_display")).count()
+    forecasts = recs.select("outlet_id", "product_id", "planned_units")
+    assert_same_content(planned.select("outlet_id", "product_id", "planned_units"), forecasts)
+
+
 def test_the_promised_lifts_cover_the_true_lift_at_the_stated_rate(spark, world):
     """The generator's truth gives every recommended action's true lift; the promised intervals hold it."""
     settings, config, _ = world
@@ -138,9 +176,14 @@ def test_rescoring_a_week_replaces_that_week_only(spark, world):
     earlier = TARGET - timedelta(weeks=1)  # a week with actuals can be scored too (a backfill)
     score_flow.score_week(spark, settings, config, earlier, Progress("test"))
     after_earlier = delta_io.version(spark, GOLD_RECOMMENDATIONS, settings)
+    planned_before = _week(spark, settings, TARGET, GOLD_PLANNED_FEATURES).localCheckpoint()
+    planned_version = delta_io.version(spark, GOLD_PLANNED_FEATURES, settings)
     score_flow.score_week(spark, settings, config, TARGET, Progress("test"))
     assert_same_content(_week(spark, settings, TARGET), before)
     assert delta_io.version(spark, GOLD_RECOMMENDATIONS, settings) == after_earlier  # same result: not rewritten
+    assert_same_content(_week(spark, settings, TARGET, GOLD_PLANNED_FEATURES), planned_before)
+    assert delta_io.version(spark, GOLD_PLANNED_FEATURES, settings) == planned_version
+    assert _week(spark, settings, earlier, GOLD_PLANNED_FEATURES).count() == OUTLETS * PRODUCTS
     weeks = {
         r.week_start: r.n
         for r in table(spark, settings, GOLD_RECOMMENDATIONS)
