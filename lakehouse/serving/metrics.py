@@ -93,6 +93,7 @@ def _snapshot_gauges(snapshot: Snapshot | None) -> list[str]:
     versions = snapshot.versions
     tables = {"gold_recommendations": versions.recommendations, "gold_effects": versions.effects}
     tables |= {"gold_lift": versions.lift, "silver_outlets": versions.outlets}
+    tables |= {"gold_planned_features": versions.planned}
     return [
         *lines,
         "# HELP lakehouse_serving_table_version Delta version of each table the snapshot was read from.",

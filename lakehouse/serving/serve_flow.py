@@ -3,7 +3,8 @@
 A refresher thread looks every `serving.refresh_seconds`: a new Delta version of a served table or a new
 @champion version means a new snapshot, read from the table versions it opened (so the snapshot is of one
 moment), built whole, then swapped in. Until it is, the previous one serves; if building fails, it
-serves on and the next look tries again.
+serves on and the next look tries again. The snapshot holds the what-if's too (`read_what_if`): the
+served week's as-planned rows and the champion's serving flavour, loaded once per champion.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakehouse.errors import UsageError
 from lakehouse.io import delta_log
-from lakehouse.io.catalog import GOLD_EFFECTS, GOLD_LIFT, GOLD_RECOMMENDATIONS, SILVER_OUTLETS
+from lakehouse.io.catalog import GOLD_EFFECTS, GOLD_LIFT, GOLD_PLANNED_FEATURES, GOLD_RECOMMENDATIONS, SILVER_OUTLETS
 from lakehouse.ml.registry import CHAMPION
 from lakehouse.policy import MLConfig
 from lakehouse.serving.app import Service, create_app
@@ -39,6 +41,7 @@ from lakehouse.serving.snapshot import (
     build_snapshot,
 )
 from lakehouse.serving.tokens import read_tokens
+from lakehouse.serving.what_if import WhatIfBook
 from lakehouse.settings import Settings
 
 if TYPE_CHECKING:
@@ -89,6 +92,49 @@ def read_champion(settings: Settings, model_name: str) -> Champion | None:
     return Champion(model_name, str(version.version), version.run_id, registered_at)
 
 
+@lru_cache(maxsize=2)  # the champion's and, during a swap, the one before
+def serving_flavour(tracking_uri: str, run_id: str) -> Any:
+    """The serving flavour logged in a champion's run (loaded once per champion), or why there is none."""
+    import mlflow
+
+    from lakehouse.ml import serving_flavour as flavour
+
+    tags = registry_client(tracking_uri).get_run(run_id).data.tags
+    if flavour.URI_TAG not in tags:
+        return f"the champion (run {run_id}) has no serving flavour: {tags.get('serving.flavour', 'trained before it')}"
+    mlflow.set_tracking_uri(tracking_uri)  # the service reads one store; the flavour's artifacts are in it
+    return flavour.load_serving_flavour(tags[flavour.URI_TAG])
+
+
+def read_what_if(
+    settings: Settings,
+    config: MLConfig,
+    week: Any,
+    planned: DeltaTable | None,
+    effects: DeltaTable | None,
+    champion: Champion,
+) -> WhatIfBook | str:
+    """The what-if's book of the served week (its planned rows, the champion's flavour and effects), or why not."""
+    from lakehouse.scoring.lifts import EffectBook
+
+    if planned is None:
+        return f"no planned rows (gold_planned_features): score week {week} again with `lakehouse score`"
+    rows = delta_log.snapshot_arrow(planned, None, [("week_start", "=", week)])
+    if rows.num_rows == 0:
+        return f"week {week} has no planned rows (gold_planned_features): score it again with `lakehouse score`"
+    try:
+        model = serving_flavour(settings.tracking_uri, champion.run_id)
+    except Exception as exc:  # the rest of the snapshot serves on without what-ifs
+        log.exception("loading the serving flavour of run %s failed", champion.run_id)
+        return f"the champion's serving flavour did not load ({type(exc).__name__}); see the service log"
+    if isinstance(model, str):
+        return model
+    of_champion = [("model_name", "=", champion.name), ("model_version", "=", champion.version)]
+    effect_rows = [] if effects is None else delta_log.records(delta_log.snapshot_arrow(effects, None, of_champion))
+    book = EffectBook.of(champion.version, effect_rows)
+    return WhatIfBook.of(week, rows, model, champion.version, book, config.effects.confidence)
+
+
 def _version(delta_table: DeltaTable | None) -> int | None:
     return None if delta_table is None else delta_table.version()
 
@@ -102,15 +148,22 @@ def load(settings: Settings, config: MLConfig, served: Versions | None) -> Snaps
     champion = read_champion(settings, name)
     if champion is None:
         raise NotReady(f"model {name!r} has no @champion yet: run `lakehouse train` (the gate promotes)")
-    effects, lift, outlets = (delta_log.open_table(t, settings) for t in (GOLD_EFFECTS, GOLD_LIFT, SILVER_OUTLETS))
+    effects, lift, outlets, planned = (
+        delta_log.open_table(t, settings) for t in (GOLD_EFFECTS, GOLD_LIFT, SILVER_OUTLETS, GOLD_PLANNED_FEATURES)
+    )
     versions = Versions(
-        recommendations.version(), _version(effects), _version(lift), _version(outlets), champion.version
+        recommendations.version(),
+        _version(effects),
+        _version(lift),
+        _version(outlets),
+        champion.version,
+        _version(planned),
     )
     if versions == served:
         return None
     week = delta_log.latest_partition(recommendations, "week_start")
     champion_rows = [("model_name", "=", name), ("model_version", "=", champion.version)]
-    return build_snapshot(
+    snapshot = build_snapshot(
         week,
         delta_log.snapshot_arrow(recommendations, list(RECOMMENDATION_COLUMNS), [("week_start", "=", week)]),
         None if outlets is None else delta_log.snapshot_arrow(outlets, ["outlet_id", "channel"]),
@@ -120,6 +173,7 @@ def load(settings: Settings, config: MLConfig, served: Versions | None) -> Snaps
         versions,
         datetime.now(UTC),
     )
+    return replace(snapshot, what_if=read_what_if(settings, config, week, planned, effects, champion))
 
 
 class Refresher:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +21,9 @@ import pyarrow.compute as pc
 
 from lakehouse.io.delta_log import records
 from lakehouse.scoring import report
+
+if TYPE_CHECKING:
+    from lakehouse.serving.what_if import WhatIfBook
 
 # The columns served of gold_recommendations (its lineage `inputs` and the candidates stay in the table);
 # `channel` comes from silver_outlets.
@@ -111,6 +115,7 @@ class Versions:
     lift: int | None
     outlets: int | None
     champion: str
+    planned: int | None = None  # gold_planned_features (the what-if's rows)
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,8 @@ class Snapshot:
     champion: Champion
     versions: Versions
     loaded_at: datetime
+    # The week's as-planned rows with the champion's serving flavour, or why the what-if cannot answer.
+    what_if: WhatIfBook | str = "not loaded"
 
 
 def _without_nan(table: pa.Table) -> pa.Table:

@@ -33,9 +33,10 @@ from lakehouse.io.catalog import (
     SILVER_OUTLETS,
     SILVER_PRODUCTS,
 )
-from lakehouse.ml import registry
+from lakehouse.ml import modeling, registry
+from lakehouse.ml.model_inputs import with_action
 from lakehouse.ml.train_flow import train
-from lakehouse.policy import MLConfig, from_dict
+from lakehouse.policy import Action, MLConfig, from_dict
 from lakehouse.progress import Progress
 from lakehouse.scoring import lift_flow, score_flow
 from lakehouse.scoring.rows import build_scoring_rows, holdout_fraction
@@ -365,6 +366,74 @@ def test_the_api_serves_what_the_pipeline_wrote(spark, world):
         own = get(f"/v1/outlets/{outlet}/recommendations", f"outlet:{outlet}")
         assert own["status"] == 200 and {r["outlet_id"] for r in own["items"]} == {outlet}
         assert get(f"/v1/outlets/{other}/recommendations", f"outlet:{outlet}")["status"] == 403
+
+
+def _relative(a: float, b: float) -> float:
+    return 0.0 if a == b else abs(a - b) / max(abs(a), abs(b))
+
+
+def test_online_what_if_scores_the_planned_rows_as_batch_scoring_does(spark, world):
+    """POST /v1/what-if on `lakehouse serve` (real server, the champion's serving flavour, no Spark in it): as
+    planned it answers the batch forecast, and under a proposal what the Spark model predicts for the same
+    action applied by scoring's own code (`with_action`), both within 1e-6 relative."""
+    import mlflow.spark
+
+    settings, _, paths = world
+    champion = registry.champion(NAME)
+    planned = _week(spark, settings, TARGET, GOLD_PLANNED_FEATURES)
+    sample = planned.orderBy("outlet_id", "product_id").limit(6).localCheckpoint()
+    model = mlflow.spark.load_model(f"models:/{NAME}/{champion.version}")
+    proposals = {"cut and deal": Action("x", -0.1, deal=True), "display": Action("y", 0.0, display=True)}
+    batch = {
+        name: {
+            (r.outlet_id, r.product_id): r[modeling.PREDICTION]
+            for r in modeling.predict(model, with_action(sample, action)).collect()
+        }
+        for name, action in proposals.items()
+    }
+    outlet = sample.first().outlet_id
+    other = planned.filter(F.col("outlet_id") != outlet).first().outlet_id
+    tokens = {
+        role: add_token(settings.tokens_file, f"what-if-{role}", role) for role in ("analyst", f"outlet:{outlet}")
+    }
+
+    with lakehouse_server(paths["root"] / "server-what-if") as server:
+        server.wait_until_ready()
+
+        def post(body: dict, role: str = "analyst") -> httpx.Response:
+            headers = {"Authorization": f"Bearer {tokens[role]}"}
+            return httpx.post(server.url + "/v1/what-if", json=body, headers=headers, timeout=60)
+
+        for r in sample.collect():
+            key = {"outlet_id": r.outlet_id, "product_id": r.product_id}
+            as_planned = post({**key, "week": str(TARGET + timedelta(days=2))}).json()
+            assert (as_planned["week"], as_planned["model_version"]) == (str(TARGET), str(champion.version))
+            assert _relative(as_planned["planned_units"], r.planned_units) <= 1e-6, (as_planned, r.planned_units)
+            assert as_planned["predicted_units"] == as_planned["planned_units"] and as_planned["lift_units"] == 0
+            cut = post({**key, "price_change": -0.1, "deal": True}).json()
+            assert _relative(cut["predicted_units"], batch["cut and deal"][r.outlet_id, r.product_id]) <= 1e-6
+            assert cut["unit_price"] == pytest.approx(0.9 * r.unit_price) and cut["is_on_deal"]
+            assert cut["lift_units"] == pytest.approx(cut["predicted_units"] - cut["planned_units"])
+            interval = cut["interval"]
+            assert interval["available"] and interval["basis"] == "effects", interval
+            assert interval["lift_pct_low"] <= interval["lift_pct"] <= interval["lift_pct_high"]
+            assert "double ML" in interval["explanation"]
+            shown = post({**key, "display": True}).json()
+            assert _relative(shown["predicted_units"], batch["display"][r.outlet_id, r.product_id]) <= 1e-6
+            same_price = post({**key, "unit_price": r.unit_price}).json()
+            assert same_price["predicted_units"] == same_price["planned_units"]
+
+        mine = post({"outlet_id": outlet, "product_id": sample.first().product_id}, f"outlet:{outlet}")
+        assert mine.status_code == 200
+        theirs = post({"outlet_id": other, "product_id": sample.first().product_id}, f"outlet:{outlet}")
+        assert theirs.status_code == 403
+        unknown = post({"outlet_id": "no-such-outlet", "product_id": sample.first().product_id})
+        assert (unknown.status_code, unknown.json()["message"]) == (
+            404,
+            f"outlet 'no-such-outlet' has no planned rows in week {TARGET}",
+        )
+        assert post({"outlet_id": outlet, "product_id": "no-such-product"}).status_code == 404
+        assert post({"outlet_id": outlet}).status_code == 422
 
 
 def test_scoring_without_a_champion_is_a_clear_error(settings, monkeypatch):
