@@ -41,7 +41,7 @@ from lakehouse.serving.snapshot import (
     build_snapshot,
 )
 from lakehouse.serving.tokens import read_tokens
-from lakehouse.serving.what_if import WhatIfBook
+from lakehouse.serving.what_if import LINEAGE_COLUMNS, WhatIfBook
 from lakehouse.settings import Settings
 
 if TYPE_CHECKING:
@@ -119,7 +119,8 @@ def read_what_if(
 
     if planned is None:
         return f"no planned rows (gold_planned_features): score week {week} again with `lakehouse score`"
-    rows = delta_log.snapshot_arrow(planned, None, [("week_start", "=", week)])
+    columns = [f.name for f in planned.schema().fields if f.name not in LINEAGE_COLUMNS]
+    rows = delta_log.snapshot_arrow(planned, columns, [("week_start", "=", week)])
     if rows.num_rows == 0:
         return f"week {week} has no planned rows (gold_planned_features): score it again with `lakehouse score`"
     try:

@@ -34,6 +34,8 @@ from lakehouse.scoring.lifts import ALL, EffectBook, lift
 # The scoring action's rule (`model_inputs._with_plan`): columns that scale with the own price.
 PRICE_SCALED = ("unit_price", "price_index", "price_vs_competitors")
 FLAGS = {"deal": "is_on_deal", "feature": "is_featured", "display": "has_display"}
+# gold_planned_features' lineage, the same on every row of a week: not held in memory per row.
+LINEAGE_COLUMNS = ("model_name", "model_version", "model_run_id", "features_version", "inputs")
 
 
 @dataclass(frozen=True)
