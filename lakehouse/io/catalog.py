@@ -58,6 +58,10 @@ GOLD_FEATURES = Table(
 GOLD_RECOMMENDATIONS = Table(
     "gold_recommendations", "gold", ("week_start",), "recommended action per outlet x product", ("outlet_id",)
 )
+# The rows the champion scored, as planned: the online features of the serving API's what-if.
+GOLD_PLANNED_FEATURES = Table(
+    "gold_planned_features", "gold", ("week_start",), "as-planned feature rows of a scored week", ("outlet_id",)
+)
 GOLD_EFFECTS = Table("gold_effects", "gold", description="causal effects of price and promotions per brand and segment")
 GOLD_BACKTEST = Table(
     "gold_backtest", "gold", description="calibration of the effects on real promotions (rolling origin)"
@@ -84,6 +88,7 @@ TABLES: tuple[Table, ...] = (
     GOLD_EFFECTS,
     GOLD_BACKTEST,
     GOLD_RECOMMENDATIONS,
+    GOLD_PLANNED_FEATURES,
     GOLD_LIFT,
     GOLD_MONITORING,
     MODEL_AUDIT,

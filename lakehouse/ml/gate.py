@@ -74,6 +74,27 @@ def decide_forecast(
     return GateResult(passed=not reasons, reasons=tuple(reasons), metrics=metrics)
 
 
+# Training/serving consistency: the serving flavour's predictions may differ from the Spark model's by this much
+# (relative) on the sample both score at registration.
+PARITY_TOLERANCE = 1e-6
+
+
+def decide_parity(metrics: dict[str, float]) -> list[str]:
+    """Refusal reasons from the flavours' parity check (`lakehouse.ml.serving_flavour.parity`); none when it
+    held, or when the model has no serving flavour (then `metrics` is empty and the what-if API cannot serve it)."""
+    if "parity_max_rel_diff" not in metrics:
+        return []
+    worst, rows = metrics["parity_max_rel_diff"], metrics["parity_rows"]
+    if rows == 0:
+        return ["serving flavour: parity not checked (no holdout rows to score)"]
+    if not worst <= PARITY_TOLERANCE:
+        return [
+            f"serving flavour: its predictions differ from the Spark model's by up to {worst:.3g} (relative) on "
+            f"{rows:.0f} holdout rows (more than {PARITY_TOLERANCE:g})"
+        ]
+    return []
+
+
 # The effects the sanity and stability rules read: double ML (what recommendations use), all outlets.
 EFFECTS_METHOD, EFFECTS_SEGMENT, OWN_PRICE = "dml", "ALL", "own_price"
 PROMOTIONS = ("deal", "feature", "display")

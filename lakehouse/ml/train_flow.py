@@ -16,7 +16,7 @@ from lakehouse.io.catalog import GOLD_FEATURES
 from lakehouse.io.lineage import git_commit, inputs_id, lineage_tags
 from lakehouse.ml import modeling, promotion, registry, run_log
 from lakehouse.ml.evaluation import error_breakdown, regression_metrics
-from lakehouse.ml.gate import Evidence, GateResult, decide_forecast
+from lakehouse.ml.gate import Evidence, GateResult, decide_forecast, decide_parity
 from lakehouse.ml.model_inputs import model_input_columns
 from lakehouse.ml.training import BASELINES, TrainResult, cv_summary, train_and_evaluate
 from lakehouse.policy import MLConfig, from_dict
@@ -78,14 +78,51 @@ def _log_model(result: TrainResult, config: MLConfig) -> str:
     return str(info.model_uri)
 
 
+def _log_serving_flavour(result: TrainResult, config: MLConfig, progress: Progress) -> Any | None:
+    """Log the serving flavour beside the Spark model and load it back, as the service will (None: the pipeline
+    has a stage the flavour cannot run, e.g. MLlib's GBT; the run's `serving.flavour` tag says why)."""
+    import mlflow
+
+    from lakehouse.ml import serving_flavour
+    from lakehouse.ml.serving_model import UnsupportedStage
+
+    try:
+        uri = serving_flavour.log_serving_flavour(result.model, run_log.pip_requirements(config.training.estimator))
+    except UnsupportedStage as exc:
+        mlflow.set_tag("serving.flavour", f"none: {exc}")
+        progress(f"no serving flavour: {exc}")
+        return None
+    mlflow.set_tag("serving.flavour", "pyfunc")
+    return serving_flavour.load_serving_flavour(uri)
+
+
+def parity_metrics(result: TrainResult, serving: Any | None) -> dict[str, float]:
+    """A sample of the holdout scored by the serving flavour against the Spark model's predictions of it
+    (empty without a serving flavour)."""
+    if serving is None:
+        return {}
+    from lakehouse.ml import serving_flavour
+
+    rows = max(result.holdout_metrics["rows"], 1.0)
+    sample: Any = (
+        result.holdout_predictions.select(*model_input_columns(result.numeric), modeling.PREDICTION)
+        .sample(fraction=min(1.0, 2 * serving_flavour.PARITY_ROWS / rows), seed=11)
+        .limit(serving_flavour.PARITY_ROWS)
+        .toPandas()
+    )
+    spark_predictions = sample.pop(modeling.PREDICTION)
+    return serving_flavour.parity(sample, spark_predictions, serving)
+
+
 def _evidence(predictions: DataFrame, column: str, segment: str) -> Evidence:
     m = regression_metrics(predictions, column)
     rows = error_breakdown(predictions, segment, column).select(segment, "wape").collect()
     return Evidence(m["wape"], m["bias"], m["invalid_predictions"], {str(r[segment]): r["wape"] for r in rows})
 
 
-def run_gate(result: TrainResult, config: MLConfig) -> GateResult:
-    """Challenger vs @champion (loaded now, scored on the same holdout rows) and the baselines."""
+def run_gate(result: TrainResult, config: MLConfig, serving: Any | None = None) -> GateResult:
+    """Challenger vs @champion (loaded now, scored on the same holdout rows) and the baselines, and the
+    challenger's serving flavour against its Spark model (`parity_metrics`)."""
     import mlflow.spark
 
     segment = config.gate.segment_column
@@ -100,8 +137,15 @@ def run_gate(result: TrainResult, config: MLConfig) -> GateResult:
         holdout_rows = result.holdout_predictions.drop(modeling.PREDICTION)
         champion = _evidence(modeling.predict(model, holdout_rows), modeling.PREDICTION, segment)
     outcome = decide_forecast(challenger, champion, baselines, best_segments, config.gate)
-    metrics = {**outcome.metrics, "champion_version": champion_version, "holdout_rows": result.holdout_metrics["rows"]}
-    return GateResult(outcome.passed, outcome.reasons, metrics)
+    parity = parity_metrics(result, serving)
+    reasons = (*outcome.reasons, *decide_parity(parity))
+    metrics = {
+        **outcome.metrics,
+        **parity,
+        "champion_version": champion_version,
+        "holdout_rows": result.holdout_metrics["rows"],
+    }
+    return GateResult(not reasons, reasons, metrics)
 
 
 def _register(spark: SparkSession, settings: Settings, config: MLConfig, model_uri: str, run_id: str) -> str:
@@ -190,8 +234,12 @@ def _train_run(
                 flush=True,
             )
         model_uri = _log_model(result, config)
+        serving = _log_serving_flavour(result, config, progress)
         model_version = _register(spark, settings, config, model_uri, run.info.run_id)
-        forecast = run_gate(result, config)
+        forecast = run_gate(result, config, serving)
+        mlflow.log_metrics(
+            {k: float(v) for k, v in forecast.metrics.items() if k.startswith("parity_") and v is not None}
+        )
         mlflow.log_dict({"passed": forecast.passed, "reasons": list(forecast.reasons), **forecast.metrics}, "gate.json")
         name, required = config.registry.model_name, config.gate.effects_required
         gate = promotion.record_forecast(name, model_version, forecast, required)

@@ -1,6 +1,7 @@
 """Scoring a week (`lakehouse score`): every outlet's rows for the week, the champion's forecasts for each
-candidate action, the effects that price them, and the recommendations written to gold_recommendations
-(a re-run from the same inputs writes nothing)."""
+candidate action, the effects that price them, and the recommendations written to gold_recommendations,
+beside the as-planned rows the champion scored in gold_planned_features (the online features; a re-run
+from the same inputs writes nothing)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from lakehouse.io.catalog import (
     GOLD_BACKTEST,
     GOLD_EFFECTS,
     GOLD_FEATURES,
+    GOLD_PLANNED_FEATURES,
     GOLD_RECOMMENDATIONS,
     GOLD_SALES_WEEKLY,
     SILVER_OUTLETS,
@@ -73,7 +75,7 @@ def score_inputs(
         "tables": read,
         "contracts": {
             t.name: load_contract(t.contract, settings.contracts_dir).version
-            for t in (GOLD_FEATURES, GOLD_RECOMMENDATIONS)
+            for t in (GOLD_FEATURES, GOLD_RECOMMENDATIONS, GOLD_PLANNED_FEATURES)
         },
         "config": {"scoring": config.scoring, "experiment": config.experiment, "confidence": config.effects.confidence},
         "code": code_id(SCORE_CODE),
@@ -102,11 +104,11 @@ def _of_model_version(
     )
 
 
-def _scored_from(spark: SparkSession, settings: Settings, week: date) -> set[str | None]:
-    """The `inputs` ids of the week's stored recommendations (empty when the week was never scored)."""
-    if not delta_io.exists(spark, GOLD_RECOMMENDATIONS, settings):
+def _scored_from(spark: SparkSession, settings: Settings, table: Table, week: date) -> set[str | None]:
+    """The `inputs` ids of the week's stored rows of a table scoring writes (empty when never written)."""
+    if not delta_io.exists(spark, table, settings):
         return set()
-    week_df = delta_io.read(spark, GOLD_RECOMMENDATIONS, settings).filter(F.col("week_start") == F.lit(week))
+    week_df = delta_io.read(spark, table, settings).filter(F.col("week_start") == F.lit(week))
     if "inputs" not in week_df.columns:
         return {None}
     return {r["inputs"] for r in week_df.select("inputs").distinct().collect()}
@@ -120,7 +122,8 @@ def score_week(spark: SparkSession, settings: Settings, config: MLConfig, week: 
     name = config.registry.model_name
     version = registry.champion(name)
     inputs, tables = score_inputs(spark, settings, config, week, version)
-    if _scored_from(spark, settings, week) == {inputs}:
+    written = (_scored_from(spark, settings, t, week) for t in (GOLD_PLANNED_FEATURES, GOLD_RECOMMENDATIONS))
+    if all(ids == {inputs} for ids in written):
         stored = delta_io.read(spark, GOLD_RECOMMENDATIONS, settings).filter(F.col("week_start") == F.lit(week))
         counts = summary(stored)
         progress(
@@ -197,19 +200,24 @@ def score_week(spark: SparkSession, settings: Settings, config: MLConfig, week: 
         config.scoring.assumed_margin,
         config.effects.confidence,
     )
+    lineage = {
+        "model_name": F.lit(name),
+        "model_version": F.lit(str(version.version)),
+        "model_run_id": F.lit(version.run_id),
+        "features_version": F.lit(weekly_version),
+        "inputs": F.lit(inputs),
+    }
     contract = load_contract(GOLD_RECOMMENDATIONS.contract, settings.contracts_dir)
     recommendations = select_contract(
-        recommend(rows, book, actions, rules)
-        .withColumn("experiment", F.lit(experiment.name))
-        .withColumn("model_name", F.lit(name))
-        .withColumn("model_version", F.lit(str(version.version)))
-        .withColumn("model_run_id", F.lit(version.run_id))
-        .withColumn("features_version", F.lit(weekly_version))
-        .withColumn("inputs", F.lit(inputs)),
+        recommend(rows, book, actions, rules).withColumn("experiment", F.lit(experiment.name)).withColumns(lineage),
         contract,
     ).persist(StorageLevel.MEMORY_AND_DISK)
     counts = coverage(recommendations, expected)  # fails the job before anything is written
     predicate = f"week_start = '{week.isoformat()}'"
+    # The rows the champion scored first, so a week the service finds recommended has its online features.
+    planned_contract = load_contract(GOLD_PLANNED_FEATURES.contract, settings.contracts_dir)
+    planned_rows = select_contract(rows.withColumns(lineage), planned_contract)
+    delta_io.write_if_changed(planned_rows, GOLD_PLANNED_FEATURES, settings, predicate)
     # Reached only when the week's inputs changed: even when its recommendations did not, they are written
     # with the new `inputs` id (one new version), so the next run finds them scored from these inputs.
     unchanged = not delta_io.write_if_changed(recommendations, GOLD_RECOMMENDATIONS, settings, predicate)

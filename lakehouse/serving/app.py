@@ -35,6 +35,7 @@ from lakehouse.serving.ratelimit import RateLimiter, retry_after
 from lakehouse.serving.reports import ReportFiles
 from lakehouse.serving.snapshot import Current, Snapshot, lift_rows, outlet_rows, page, ranked_rows
 from lakehouse.serving.tokens import Principal, TokenBook
+from lakehouse.serving.what_if import WhatIfBook, answer, proposal_of
 from lakehouse.weeks import monday
 
 log = logging.getLogger("lakehouse.serving")
@@ -80,6 +81,14 @@ async def outlet_reader(outlet_id: str, who: Annotated[Principal, Depends(caller
         log.info("403 outlet %s: token %s may read outlet %s only", outlet_id, who.name, who.outlet)
         raise HTTPException(403, f"this token may read outlet {who.outlet!r} only")
     return who
+
+
+async def what_if_request(
+    body: schemas.WhatIfRequest, who: Annotated[Principal, Depends(caller)]
+) -> schemas.WhatIfRequest:
+    """The what-if's body, once the caller may read its outlet (403 otherwise, as for the outlet's routes)."""
+    await outlet_reader(body.outlet_id, who)
+    return body
 
 
 async def all_outlets_reader(who: Annotated[Principal, Depends(caller)]) -> Principal:
@@ -201,6 +210,31 @@ def _routes(app: FastAPI) -> None:
     def champion(_: Annotated[Principal, Depends(caller)], snapshot: Annotated[Snapshot, Depends(served)]) -> dict:
         """The registry's @champion the served snapshot was read with."""
         return {**snapshot.champion.__dict__, "served_week": snapshot.week, "loaded_at": snapshot.loaded_at}
+
+    @app.post("/v1/what-if", response_model=schemas.WhatIfAnswer, responses=ERRORS)
+    def what_if(
+        body: Annotated[schemas.WhatIfRequest, Depends(what_if_request)],
+        snapshot: Annotated[Snapshot, Depends(served)],
+    ) -> dict:
+        """An outlet x product of the served week under a proposed price and promotions (unset: as planned).
+
+        Both the planned row and the proposal are scored by the champion's serving flavour on the row batch
+        scoring persisted (gold_planned_features), so `planned_units` is the batch forecast. The interval is
+        the one recommendations carry: the champion's causal effects (gold_effects, double ML) of the
+        proposal's price change and promotions, delta-method interval at `effects.confidence`, applied to the
+        as-planned forecast; it carries the effects' uncertainty, not the forecast's, and is absent (with the
+        reason) where the effects do not cover the proposal.
+        """
+        week = _served_week(snapshot, body.week)
+        book = snapshot.what_if
+        if not isinstance(book, WhatIfBook):
+            raise HTTPException(503, f"what-if is not available: {book}", {"Retry-After": "60"})
+        if body.outlet_id not in book.outlets:
+            raise HTTPException(404, f"outlet {body.outlet_id!r} has no planned rows in week {week}")
+        result = answer(book, body.outlet_id, body.product_id, proposal_of(body))
+        if result is None:
+            raise HTTPException(404, f"outlet {body.outlet_id!r} has no product {body.product_id!r} in week {week}")
+        return result
 
 
 def _problem(status: int, message: str, headers: Mapping[str, str] | None = None, **extra: Any) -> JSONResponse:

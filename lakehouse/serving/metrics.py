@@ -94,6 +94,7 @@ def _snapshot_gauges(snapshot: Snapshot | None) -> list[str]:
     tables = {"gold_recommendations": versions.recommendations, "gold_effects": versions.effects}
     tables |= {"gold_lift": versions.lift, "silver_outlets": versions.outlets}
     tables |= {"gold_monitoring": versions.monitoring, "audit_retrain_requests": versions.retrain_requests}
+    tables |= {"gold_planned_features": versions.planned}
     return [
         *lines,
         "# HELP lakehouse_serving_table_version Delta version of each table the snapshot was read from.",

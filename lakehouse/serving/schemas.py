@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 
 class Problem(BaseModel):
@@ -135,3 +135,59 @@ class Status(BaseModel):
     status: str
     week: date | None = None
     champion: str | None = None
+
+
+class WhatIfRequest(BaseModel):
+    """An outlet x product of the served week and a proposal; a field left out stays as planned."""
+
+    model_config = {"extra": "forbid"}
+
+    outlet_id: str = Field(min_length=1)
+    product_id: str = Field(min_length=1, description="The product, as the recommendations name it.")
+    week: date | None = Field(None, description="Any day of the served week (default: that week).")
+    unit_price: float | None = Field(None, gt=0, description="Proposed price per unit.")
+    price_change: float | None = Field(
+        None, gt=-1, description="Or a relative price change (-0.1 = 10% cut); not both."
+    )
+    deal: bool | None = None
+    feature: bool | None = Field(None, description="A feature ad.")
+    display: bool | None = None
+
+    @model_validator(mode="after")
+    def one_price(self) -> WhatIfRequest:
+        if self.unit_price is not None and self.price_change is not None:
+            raise ValueError("give unit_price or price_change, not both")
+        return self
+
+
+class WhatIfInterval(BaseModel):
+    """The lift of the champion's causal effects for the proposal, with its interval (as recommendations)."""
+
+    basis: str = Field(description="effects: gold_effects (double ML, delta method), as in gold_recommendations.")
+    available: bool
+    reason: str | None = Field(None, description="Why there is no interval (the effects do not cover it).")
+    confidence: float | None = None
+    lift_pct: float | None = Field(None, description="The effects' lift in percent (their point estimate).")
+    lift_pct_low: float | None = None
+    lift_pct_high: float | None = None
+    lift_units_low: float | None = Field(None, description="planned_units x (exp(low log lift) - 1).")
+    lift_units_high: float | None = None
+    explanation: str | None = None
+
+
+class WhatIfAnswer(BaseModel):
+    outlet_id: str
+    product_id: str
+    brand: str | None
+    week: date
+    model_version: str
+    planned_unit_price: float
+    unit_price: float
+    is_on_deal: bool
+    is_featured: bool
+    has_display: bool
+    planned_units: float = Field(description="The champion's forecast as planned (equals the batch forecast).")
+    predicted_units: float = Field(description="The champion's forecast under the proposal.")
+    lift_units: float = Field(description="predicted_units - planned_units.")
+    lift_pct: float | None = Field(description="lift_units in percent of planned_units (null when it is 0).")
+    interval: WhatIfInterval

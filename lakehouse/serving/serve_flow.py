@@ -3,7 +3,8 @@
 A refresher thread looks every `serving.refresh_seconds`: a new Delta version of a served table or a new
 @champion version means a new snapshot, read from the table versions it opened (so the snapshot is of one
 moment), built whole, then swapped in. Until it is, the previous one serves; if building fails, it
-serves on and the next look tries again.
+serves on and the next look tries again. The snapshot holds the what-if's too (`read_what_if`): the
+served week's as-planned rows and the champion's serving flavour, loaded once per champion.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, date, datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +28,7 @@ from lakehouse.io.catalog import (
     GOLD_EFFECTS,
     GOLD_LIFT,
     GOLD_MONITORING,
+    GOLD_PLANNED_FEATURES,
     GOLD_RECOMMENDATIONS,
     RETRAIN_REQUESTS,
     SILVER_OUTLETS,
@@ -48,6 +51,7 @@ from lakehouse.serving.snapshot import (
     build_snapshot,
 )
 from lakehouse.serving.tokens import read_tokens
+from lakehouse.serving.what_if import LINEAGE_COLUMNS, WhatIfBook
 from lakehouse.settings import Settings
 
 if TYPE_CHECKING:
@@ -98,6 +102,50 @@ def read_champion(settings: Settings, model_name: str) -> Champion | None:
     return Champion(model_name, str(version.version), version.run_id, registered_at)
 
 
+@lru_cache(maxsize=2)  # the champion's and, during a swap, the one before
+def serving_flavour(tracking_uri: str, run_id: str) -> Any:
+    """The serving flavour logged in a champion's run (loaded once per champion), or why there is none."""
+    import mlflow
+
+    from lakehouse.ml import serving_flavour as flavour
+
+    tags = registry_client(tracking_uri).get_run(run_id).data.tags
+    if flavour.URI_TAG not in tags:
+        return f"the champion (run {run_id}) has no serving flavour: {tags.get('serving.flavour', 'trained before it')}"
+    mlflow.set_tracking_uri(tracking_uri)  # the service reads one store; the flavour's artifacts are in it
+    return flavour.load_serving_flavour(tags[flavour.URI_TAG])
+
+
+def read_what_if(
+    settings: Settings,
+    config: MLConfig,
+    week: Any,
+    planned: DeltaTable | None,
+    effects: DeltaTable | None,
+    champion: Champion,
+) -> WhatIfBook | str:
+    """The what-if's book of the served week (its planned rows, the champion's flavour and effects), or why not."""
+    from lakehouse.scoring.lifts import EffectBook
+
+    if planned is None:
+        return f"no planned rows (gold_planned_features): score week {week} again with `lakehouse score`"
+    columns = [f.name for f in planned.schema().fields if f.name not in LINEAGE_COLUMNS]
+    rows = delta_log.snapshot_arrow(planned, columns, [("week_start", "=", week)])
+    if rows.num_rows == 0:
+        return f"week {week} has no planned rows (gold_planned_features): score it again with `lakehouse score`"
+    try:
+        model = serving_flavour(settings.tracking_uri, champion.run_id)
+    except Exception as exc:  # the rest of the snapshot serves on without what-ifs
+        log.exception("loading the serving flavour of run %s failed", champion.run_id)
+        return f"the champion's serving flavour did not load ({type(exc).__name__}); see the service log"
+    if isinstance(model, str):
+        return model
+    of_champion = [("model_name", "=", champion.name), ("model_version", "=", champion.version)]
+    effect_rows = [] if effects is None else delta_log.records(delta_log.snapshot_arrow(effects, None, of_champion))
+    book = EffectBook.of(champion.version, effect_rows)
+    return WhatIfBook.of(week, rows, model, champion.version, book, config.effects.confidence)
+
+
 def _version(delta_table: DeltaTable | None) -> int | None:
     return None if delta_table is None else delta_table.version()
 
@@ -111,9 +159,9 @@ def load(settings: Settings, config: MLConfig, served: Versions | None) -> Snaps
     champion = read_champion(settings, name)
     if champion is None:
         raise NotReady(f"model {name!r} has no @champion yet: run `lakehouse train` (the gate promotes)")
-    effects, lift, outlets, monitoring, requests = (
+    effects, lift, outlets, monitoring, requests, planned = (
         delta_log.open_table(t, settings)
-        for t in (GOLD_EFFECTS, GOLD_LIFT, SILVER_OUTLETS, GOLD_MONITORING, RETRAIN_REQUESTS)
+        for t in (GOLD_EFFECTS, GOLD_LIFT, SILVER_OUTLETS, GOLD_MONITORING, RETRAIN_REQUESTS, GOLD_PLANNED_FEATURES)
     )
     versions = Versions(
         recommendations.version(),
@@ -121,14 +169,15 @@ def load(settings: Settings, config: MLConfig, served: Versions | None) -> Snaps
         _version(lift),
         _version(outlets),
         champion.version,
-        _version(monitoring),
-        _version(requests),
+        monitoring=_version(monitoring),
+        retrain_requests=_version(requests),
+        planned=_version(planned),
     )
     if versions == served:
         return None
     week = delta_log.latest_partition(recommendations, "week_start")
     champion_rows = [("model_name", "=", name), ("model_version", "=", champion.version)]
-    return build_snapshot(
+    snapshot = build_snapshot(
         week,
         delta_log.snapshot_arrow(recommendations, list(RECOMMENDATION_COLUMNS), [("week_start", "=", week)]),
         None if outlets is None else delta_log.snapshot_arrow(outlets, ["outlet_id", "channel"]),
@@ -140,6 +189,7 @@ def load(settings: Settings, config: MLConfig, served: Versions | None) -> Snaps
         datetime.fromtimestamp(recommendations.history(1)[0]["timestamp"] / 1000, UTC),
         _monitored(settings, monitoring, requests),
     )
+    return replace(snapshot, what_if=read_what_if(settings, config, week, planned, effects, champion))
 
 
 def _monitored(

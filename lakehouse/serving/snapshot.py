@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +22,9 @@ import pyarrow.compute as pc
 from lakehouse.io.delta_log import records
 from lakehouse.scoring import report
 from lakehouse.serving.model_health import MonitoredWeek
+
+if TYPE_CHECKING:
+    from lakehouse.serving.what_if import WhatIfBook
 
 # The columns served of gold_recommendations (its lineage `inputs` and the candidates stay in the table);
 # `channel` comes from silver_outlets.
@@ -114,6 +118,7 @@ class Versions:
     champion: str
     monitoring: int | None = None
     retrain_requests: int | None = None
+    planned: int | None = None  # gold_planned_features (the what-if's rows)
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,8 @@ class Snapshot:
     loaded_at: datetime
     scored_at: datetime | None = None  # when the gold_recommendations version read was committed
     monitoring: tuple[MonitoredWeek, ...] = ()  # the model's health by week, oldest first (the /monitoring page)
+    # The week's as-planned rows with the champion's serving flavour, or why the what-if cannot answer.
+    what_if: WhatIfBook | str = "not loaded"
 
 
 def _without_nan(table: pa.Table) -> pa.Table:

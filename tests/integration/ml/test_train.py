@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -18,9 +19,9 @@ from jobs import sample_data
 from lakehouse.errors import RegistryError
 from lakehouse.io import tracking
 from lakehouse.io.catalog import GOLD_FEATURES
-from lakehouse.ml import modeling, models_flow, registry
+from lakehouse.ml import modeling, models_flow, registry, serving_flavour, serving_model
 from lakehouse.ml.model_inputs import filter_weeks
-from lakehouse.ml.train_flow import reproduce, train
+from lakehouse.ml.train_flow import reproduce, run_gate, train
 from lakehouse.ml.training import train_and_evaluate
 from lakehouse.policy import MLConfig, from_dict
 from lakehouse.settings import Settings
@@ -136,6 +137,44 @@ def test_holdout_labels_reach_no_fit(spark, trained):
     assert dirty.holdout_metrics["wape"] > 0.9 > clean.holdout_metrics["wape"]  # only the evaluation saw them
 
 
+def test_the_serving_flavour_scores_as_the_spark_model_and_the_gate_refuses_one_that_does_not(
+    spark, trained, tmp_path: Path
+):
+    """At registration both flavours scored a holdout sample alike; a flavour whose booster reads two
+    features swapped (built here from the same fitted stages) is refused with the reason on record."""
+    settings, _, _, run_id = trained
+    run = _run(run_id)
+    assert run.data.tags["serving.flavour"] == "pyfunc"
+    assert run.data.metrics["parity_rows"] > 100 and run.data.metrics["parity_max_rel_diff"] <= 1e-6
+    assert "parity_max_rel_diff" in json.loads(registry.client().get_model_version(NAME, "1").tags["gate.metrics"])
+
+    small = from_dict({**FAST, "training": {"cv_folds": 0, "params": {"xgboost": {"n_estimators": 20}}}})
+    result = train_and_evaluate(table(spark, settings, GOLD_FEATURES), small.training)
+    stages, booster = serving_model.stages_of(result.model)
+    estimator = next(s for s in stages if s["kind"] == "xgboost")
+    unit_price, log_price = estimator["features"].index("f_unit_price"), estimator["features"].index("f_log_price")
+    swapped = list(estimator["features"])
+    swapped[unit_price], swapped[log_price] = swapped[log_price], swapped[unit_price]
+    estimator["features"] = swapped
+    with mlflow.start_run(run_name="broken-serving-flavour"):
+        sound_uri = serving_flavour.log_serving_flavour(result.model, [])
+        broken = mlflow.pyfunc.log_model(
+            name="broken",
+            python_model=serving_flavour.PipelineStages(),
+            artifacts=serving_model.save(stages, booster, tmp_path / "broken"),
+        )
+    sound = run_gate(result, small, serving_flavour.load_serving_flavour(sound_uri))
+    refused = run_gate(result, small, serving_flavour.load_serving_flavour(broken.model_uri))
+    assert sound.metrics["parity_max_rel_diff"] <= 1e-6
+    assert not any(r.startswith("serving flavour") for r in sound.reasons)
+    assert not refused.passed and refused.metrics["parity_max_rel_diff"] > 1e-6
+    assert [r for r in refused.reasons if r.startswith("serving flavour")] == [
+        f"serving flavour: its predictions differ from the Spark model's by up to "
+        f"{refused.metrics['parity_max_rel_diff']:.3g} (relative) on {refused.metrics['parity_rows']:.0f} holdout "
+        "rows (more than 1e-06)"
+    ]
+
+
 def test_the_model_recovers_the_true_deal_and_feature_lift_within_20_percent(trained):
     _, _, truth, run_id = trained
     metrics = _run(run_id).data.metrics
@@ -207,3 +246,4 @@ def test_an_mllib_model_trains_and_a_weak_one_is_refused_loudly(spark, trained, 
     assert version.tags["gate.passed"] == "false" and "does not beat baseline" in version.tags["gate.reasons"]
     assert registry.alias_version(NAME, "champion") == "1"
     assert _run(version.run_id).data.params["training.estimator"] == "mllib_gbt"
+    assert _run(version.run_id).data.tags["serving.flavour"].startswith("none: ")  # MLlib's GBT: no booster

@@ -20,15 +20,26 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import measure_lift, sample_data, score
+from lakehouse.contracts.model import load_contract
 from lakehouse.errors import DataError
 from lakehouse.io import delta_io, tracking
-from lakehouse.io.catalog import GOLD_EFFECTS, GOLD_LIFT, GOLD_RECOMMENDATIONS, GOLD_SALES_WEEKLY, SILVER_OUTLETS
-from lakehouse.ml import registry
+from lakehouse.io.catalog import (
+    GOLD_EFFECTS,
+    GOLD_FEATURES,
+    GOLD_LIFT,
+    GOLD_PLANNED_FEATURES,
+    GOLD_RECOMMENDATIONS,
+    GOLD_SALES_WEEKLY,
+    SILVER_OUTLETS,
+    SILVER_PRODUCTS,
+)
+from lakehouse.ml import modeling, registry
+from lakehouse.ml.model_inputs import with_action
 from lakehouse.ml.train_flow import train
-from lakehouse.policy import MLConfig, from_dict
+from lakehouse.policy import Action, MLConfig, from_dict
 from lakehouse.progress import Progress
 from lakehouse.scoring import lift_flow, score_flow
-from lakehouse.scoring.rows import holdout_fraction
+from lakehouse.scoring.rows import build_scoring_rows, holdout_fraction
 from lakehouse.serving.tokens import add_token
 from lakehouse.settings import Settings
 from lakehouse.sources import synthetic
@@ -65,8 +76,8 @@ def world(spark, tmp_path_factory) -> Iterator[tuple[Settings, MLConfig, dict]]:
         yield settings, config, {"raw": raw, "root": root}
 
 
-def _week(spark, settings, week: date):
-    return table(spark, settings, GOLD_RECOMMENDATIONS).filter(F.col("week_start") == F.lit(week))
+def _week(spark, settings, week: date, of=GOLD_RECOMMENDATIONS):
+    return table(spark, settings, of).filter(F.col("week_start") == F.lit(week))
 
 
 def test_every_active_outlet_product_gets_one_recommendation_with_lineage(spark, world):
@@ -107,6 +118,34 @@ def test_every_active_outlet_product_gets_one_recommendation_with_lineage(spark,
     assert sum(r.action != "as_planned" for r in rows) > OUTLETS  # the effects find lifts worth recommending
 
 
+def test_the_rows_the_champion_scored_are_kept_as_planned_with_its_forecast(spark, world):
+    """gold_planned_features: one row per scored outlet x product, the scoring rows' model inputs as the
+    gold feature code computes them from the recorded table versions, and the forecast the recommendations
+    carry as planned."""
+    settings, config, _ = world
+    planned = _week(spark, settings, TARGET, GOLD_PLANNED_FEATURES).localCheckpoint()
+    recs = _week(spark, settings, TARGET)
+    assert planned.count() == OUTLETS * PRODUCTS == planned.select("outlet_id", "product_id").distinct().count()
+    lineage = ("model_name", "model_version", "model_run_id", "features_version", "inputs")
+    assert {tuple(r) for r in planned.select(*lineage).distinct().collect()} == {
+        tuple(r) for r in recs.select(*lineage).distinct().collect()
+    }
+    (features_version,) = {r.features_version for r in planned.select("features_version").collect()}
+    scored = build_scoring_rows(
+        delta_io.read(spark, GOLD_SALES_WEEKLY, settings, features_version),
+        table(spark, settings, SILVER_OUTLETS),
+        table(spark, settings, SILVER_PRODUCTS),
+        load_contract(GOLD_FEATURES.contract, settings.contracts_dir),
+        TARGET,
+        config.scoring.active_weeks,
+    )
+    features = [c for c in planned.columns if c not in (*lineage, "planned_units")]
+    assert_same_content(planned.select(*features), scored.select(*features))
+    assert not planned.filter(F.col("is_on_deal") | F.col("is_featured") | F.col("has_display")).count()
+    forecasts = recs.select("outlet_id", "product_id", "planned_units")
+    assert_same_content(planned.select("outlet_id", "product_id", "planned_units"), forecasts)
+
+
 def test_the_promised_lifts_cover_the_true_lift_at_the_stated_rate(spark, world):
     """The generator's truth gives every recommended action's true lift; the promised intervals hold it."""
     settings, config, _ = world
@@ -138,9 +177,14 @@ def test_rescoring_a_week_replaces_that_week_only(spark, world):
     earlier = TARGET - timedelta(weeks=1)  # a week with actuals can be scored too (a backfill)
     score_flow.score_week(spark, settings, config, earlier, Progress("test"))
     after_earlier = delta_io.version(spark, GOLD_RECOMMENDATIONS, settings)
+    planned_before = _week(spark, settings, TARGET, GOLD_PLANNED_FEATURES).localCheckpoint()
+    planned_version = delta_io.version(spark, GOLD_PLANNED_FEATURES, settings)
     score_flow.score_week(spark, settings, config, TARGET, Progress("test"))
     assert_same_content(_week(spark, settings, TARGET), before)
     assert delta_io.version(spark, GOLD_RECOMMENDATIONS, settings) == after_earlier  # same result: not rewritten
+    assert_same_content(_week(spark, settings, TARGET, GOLD_PLANNED_FEATURES), planned_before)
+    assert delta_io.version(spark, GOLD_PLANNED_FEATURES, settings) == planned_version
+    assert _week(spark, settings, earlier, GOLD_PLANNED_FEATURES).count() == OUTLETS * PRODUCTS
     weeks = {
         r.week_start: r.n
         for r in table(spark, settings, GOLD_RECOMMENDATIONS)
@@ -322,6 +366,74 @@ def test_the_api_serves_what_the_pipeline_wrote(spark, world):
         own = get(f"/v1/outlets/{outlet}/recommendations", f"outlet:{outlet}")
         assert own["status"] == 200 and {r["outlet_id"] for r in own["items"]} == {outlet}
         assert get(f"/v1/outlets/{other}/recommendations", f"outlet:{outlet}")["status"] == 403
+
+
+def _relative(a: float, b: float) -> float:
+    return 0.0 if a == b else abs(a - b) / max(abs(a), abs(b))
+
+
+def test_online_what_if_scores_the_planned_rows_as_batch_scoring_does(spark, world):
+    """POST /v1/what-if on `lakehouse serve` (real server, the champion's serving flavour, no Spark in it): as
+    planned it answers the batch forecast, and under a proposal what the Spark model predicts for the same
+    action applied by scoring's own code (`with_action`), both within 1e-6 relative."""
+    import mlflow.spark
+
+    settings, _, paths = world
+    champion = registry.champion(NAME)
+    planned = _week(spark, settings, TARGET, GOLD_PLANNED_FEATURES)
+    sample = planned.orderBy("outlet_id", "product_id").limit(6).localCheckpoint()
+    model = mlflow.spark.load_model(f"models:/{NAME}/{champion.version}")
+    proposals = {"cut and deal": Action("x", -0.1, deal=True), "display": Action("y", 0.0, display=True)}
+    batch = {
+        name: {
+            (r.outlet_id, r.product_id): r[modeling.PREDICTION]
+            for r in modeling.predict(model, with_action(sample, action)).collect()
+        }
+        for name, action in proposals.items()
+    }
+    outlet = sample.first().outlet_id
+    other = planned.filter(F.col("outlet_id") != outlet).first().outlet_id
+    tokens = {
+        role: add_token(settings.tokens_file, f"what-if-{role}", role) for role in ("analyst", f"outlet:{outlet}")
+    }
+
+    with lakehouse_server(paths["root"] / "server-what-if") as server:
+        server.wait_until_ready()
+
+        def post(body: dict, role: str = "analyst") -> httpx.Response:
+            headers = {"Authorization": f"Bearer {tokens[role]}"}
+            return httpx.post(server.url + "/v1/what-if", json=body, headers=headers, timeout=60)
+
+        for r in sample.collect():
+            key = {"outlet_id": r.outlet_id, "product_id": r.product_id}
+            as_planned = post({**key, "week": str(TARGET + timedelta(days=2))}).json()
+            assert (as_planned["week"], as_planned["model_version"]) == (str(TARGET), str(champion.version))
+            assert _relative(as_planned["planned_units"], r.planned_units) <= 1e-6, (as_planned, r.planned_units)
+            assert as_planned["predicted_units"] == as_planned["planned_units"] and as_planned["lift_units"] == 0
+            cut = post({**key, "price_change": -0.1, "deal": True}).json()
+            assert _relative(cut["predicted_units"], batch["cut and deal"][r.outlet_id, r.product_id]) <= 1e-6
+            assert cut["unit_price"] == pytest.approx(0.9 * r.unit_price) and cut["is_on_deal"]
+            assert cut["lift_units"] == pytest.approx(cut["predicted_units"] - cut["planned_units"])
+            interval = cut["interval"]
+            assert interval["available"] and interval["basis"] == "effects", interval
+            assert interval["lift_pct_low"] <= interval["lift_pct"] <= interval["lift_pct_high"]
+            assert "double ML" in interval["explanation"]
+            shown = post({**key, "display": True}).json()
+            assert _relative(shown["predicted_units"], batch["display"][r.outlet_id, r.product_id]) <= 1e-6
+            same_price = post({**key, "unit_price": r.unit_price}).json()
+            assert same_price["predicted_units"] == same_price["planned_units"]
+
+        mine = post({"outlet_id": outlet, "product_id": sample.first().product_id}, f"outlet:{outlet}")
+        assert mine.status_code == 200
+        theirs = post({"outlet_id": other, "product_id": sample.first().product_id}, f"outlet:{outlet}")
+        assert theirs.status_code == 403
+        unknown = post({"outlet_id": "no-such-outlet", "product_id": sample.first().product_id})
+        assert (unknown.status_code, unknown.json()["message"]) == (
+            404,
+            f"outlet 'no-such-outlet' has no planned rows in week {TARGET}",
+        )
+        assert post({"outlet_id": outlet, "product_id": "no-such-product"}).status_code == 404
+        assert post({"outlet_id": outlet}).status_code == 422
 
 
 def test_scoring_without_a_champion_is_a_clear_error(settings, monkeypatch):

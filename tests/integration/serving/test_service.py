@@ -48,6 +48,10 @@ class World:
         # Only params given: httpx would replace a `next` link's own query with an empty one.
         return httpx.get(f"{self.server.url}{path}", params=params or None, headers=headers, timeout=30)
 
+    def what_if(self, body: Any, token: str | None = "analyst") -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.tokens.get(token, token)}"} if token else {}
+        return httpx.post(f"{self.server.url}/v1/what-if", json=body, headers=headers, timeout=30)
+
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
@@ -69,6 +73,7 @@ def world(tmp_path_factory) -> Iterator[World]:
             world = World(settings, server, tokens, registry, {})
             wait_for(lambda: "@champion" in world.get("/readyz").text, "the service finds no champion")
             world.before_champion = {path: world.get(path) for path in ("/readyz", "/v1/effects")}
+            world.before_champion["/v1/what-if"] = world.what_if({"outlet_id": "outlet-1", "product_id": "P1"})
             registry.set_registered_model_alias(MODEL, "champion", "1")
             server.wait_until_ready()
             yield world
@@ -132,6 +137,7 @@ def test_the_openapi_schema_lists_the_versioned_routes_and_bearer_auth(world):
         "/v1/effects",
         "/v1/lift",
         "/v1/models/champion",
+        "/v1/what-if",
     }
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert "Problem" in schema["components"]["schemas"]
@@ -159,6 +165,32 @@ def test_errors_are_json_with_a_clear_message(world, path, params, token, status
     assert body["error"] and response.headers["content-type"] == "application/json"
     if status == 401:
         assert response.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize(
+    ("body", "token", "status", "message"),
+    [
+        ({"outlet_id": "outlet-1", "product_id": "P1"}, None, 401, "a valid bearer token is required"),
+        ({"outlet_id": "outlet-2", "product_id": "P1"}, "rep", 403, "this token may read outlet 'outlet-1' only"),
+        ({"outlet_id": "outlet-9", "product_id": "P1"}, "rep", 403, "this token may read outlet 'outlet-1' only"),
+        ({"product_id": "P1"}, "analyst", 422, "body.outlet_id: Field required"),
+        ({"outlet_id": "outlet-1", "product_id": "P1", "price_change": -1.5}, "analyst", 422, "body.price_change"),
+        ({"outlet_id": "outlet-1", "product_id": "P1", "unit_price": 0}, "analyst", 422, "body.unit_price"),
+        ({"outlet_id": "outlet-1", "product_id": "P1", "price": 2}, "analyst", 422, "body.price: Extra inputs"),
+        (
+            {"outlet_id": "outlet-1", "product_id": "P1", "unit_price": 2, "price_change": -0.1},
+            "analyst",
+            422,
+            "body: Value error, give unit_price or price_change, not both",
+        ),
+        ({"outlet_id": "outlet-1", "product_id": "P1", "week": "2020-01-01"}, "rep", 404, "week 2019-12-30 is not"),
+        # small_world writes no gold_planned_features: the rest of the API serves, the what-if says why not.
+        ({"outlet_id": "outlet-1", "product_id": "P1"}, "rep", 503, "what-if is not available: no planned rows"),
+    ],
+)
+def test_what_if_errors_are_json_with_a_clear_message(world, body, token, status, message):
+    response = world.what_if(body, token)
+    assert (response.status_code, response.json()["message"][: len(message)]) == (status, message)
 
 
 def test_a_token_of_another_scheme_is_refused(world):

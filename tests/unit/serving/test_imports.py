@@ -1,4 +1,5 @@
-"""The serving path loads no pyspark: neither its modules nor `lakehouse serve`'s job, nor MLflow's client there."""
+"""The serving path loads no pyspark: neither its modules nor `lakehouse serve`'s job, nor MLflow's client and
+the serving flavour there."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ loaded = pyspark()
 from lakehouse.serving.serve_flow import keep_pyspark_out
 keep_pyspark_out()
 from mlflow import MlflowClient  # what the refresher imports to read @champion
+import lakehouse.ml.serving_flavour, xgboost  # the what-if's model: the pyfunc flavour and its booster
 print(json.dumps({"before": loaded, "after": pyspark()}))
 """
 
