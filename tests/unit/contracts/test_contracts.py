@@ -29,7 +29,15 @@ def test_every_table_has_a_contract():
 
 def test_silver_sales_rules_and_references():
     contract = load_contract("silver_sales")
-    assert {r.code for r in contract.rules} == {"negative_units", "non_positive_price", "future_date"}
+    assert {r.code for r in contract.rules} == {
+        "negative_units",
+        "non_finite_units",
+        "implausible_units",
+        "non_positive_price",
+        "non_finite_price",
+        "implausible_price",
+        "future_date",
+    }
     assert [(r.column, r.table) for r in contract.references] == [
         ("outlet_id", "silver_outlets"),
         ("product_id", "silver_products"),
