@@ -34,6 +34,11 @@ class RegistryError(DataError):
     """A registry action that is refused (the message says why and what would allow it)."""
 
 
+class ConflictError(DataError):
+    """Another job kept committing to the same Delta data while this one wrote it (Delta's optimistic
+    concurrency), through every retry: run the command again once the other job is done."""
+
+
 class SetupError(RuntimeError):
     """The machine lacks something the platform needs; the message says how to fix it."""
 

@@ -7,8 +7,10 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from lakehouse.contracts.model import Contract
+from lakehouse.contracts.versions import ALIASES
 
 
 def select_contract(df: DataFrame, contract: Contract, extra: tuple[str, ...] = ()) -> DataFrame:
@@ -43,3 +45,19 @@ def rows_to_df(spark: SparkSession, contract: Contract, rows: Iterable[Mapping[s
     ddl = ", ".join(f"`{c.name}` {c.physical_type}" for c in given)
     df = spark.createDataFrame([tuple(r.get(c.name) for c in given) for r in rows], schema=ddl)
     return select_contract(df, contract)
+
+
+def type_breaks(written: StructType, contract: Contract) -> list[str]:
+    """Columns whose contract type differs from the type the table was written with, each named with both.
+
+    Delta keeps a column's type (a write of another type fails deep in the commit); a column the table
+    lacks is added by the write, and one the contract dropped stays, null from then on.
+    """
+    table_types = {field.name: field.dataType.simpleString() for field in written.fields}
+    breaks = []
+    for col in contract.columns:
+        wanted = col.physical_type.lower().replace(" ", "")
+        wanted = ALIASES.get(wanted, wanted)
+        if col.name in table_types and table_types[col.name] != wanted:
+            breaks.append(f"column {col.name!r} is {wanted} in the contract but {table_types[col.name]} in the table")
+    return breaks

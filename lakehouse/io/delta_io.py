@@ -4,12 +4,36 @@ from __future__ import annotations
 
 from datetime import date
 
+import delta.exceptions.captured  # noqa: F401 - makes PySpark raise Delta's concurrency errors as their classes
+from delta.exceptions import DeltaConcurrentModificationException
+from delta.exceptions.base import (
+    ConcurrentAppendException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentDeleteReadException,
+    ConcurrentTransactionException,
+    ConcurrentWriteException,
+    MetadataChangedException,
+    ProtocolChangedException,
+)
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.io.catalog import Table
 from lakehouse.settings import Settings
+
+# A commit Delta refused because another writer committed to the same files first; re-reading and writing
+# again is the way out (https://docs.delta.io/latest/concurrency-control.html).
+CONCURRENT_WRITE = (
+    DeltaConcurrentModificationException,
+    ConcurrentWriteException,
+    MetadataChangedException,
+    ProtocolChangedException,
+    ConcurrentAppendException,
+    ConcurrentDeleteReadException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentTransactionException,
+)
 
 
 def exists(spark: SparkSession, table: Table, settings: Settings) -> bool:

@@ -4,6 +4,7 @@ is also the record of the inputs it was built from (a rebuild from the same inpu
 
 from __future__ import annotations
 
+import time
 from datetime import date
 from functools import reduce
 
@@ -13,8 +14,8 @@ from pyspark.sql import functions as F
 
 from lakehouse.contracts import pii
 from lakehouse.contracts.model import Contract, load_contract
-from lakehouse.contracts.shape import rows_to_df, select_contract
-from lakehouse.errors import DataError
+from lakehouse.contracts.shape import rows_to_df, select_contract, type_breaks
+from lakehouse.errors import ConflictError, ContractError, DataError
 from lakehouse.io import delta_io
 from lakehouse.io.catalog import (
     BRONZE_OUTLETS,
@@ -54,6 +55,9 @@ WEEK_OF_ROW = (
 )
 
 
+# A build that another job's commits to the same weeks refused is run again this many times in all, after
+# 1x, 2x ... this pause (bench: a week's build takes seconds, so the other job has usually committed by then).
+CONFLICT_ATTEMPTS, CONFLICT_BACKOFF_S = 3, 2.0
 ROW_COUNTS = ("bronze_rows", "silver_rows", "quarantined", "duplicates", "superseded")
 
 
@@ -276,13 +280,66 @@ def build_gold(spark: SparkSession, settings: Settings, first: date, last: date)
     delta_io.replace_where(features_df.filter(affected), GOLD_FEATURES, settings, affected)
 
 
+# The tables a build writes, each in its contract's shape.
+BUILT_TABLES = (
+    SILVER_OUTLETS,
+    SILVER_PRODUCTS,
+    SILVER_SALES,
+    QUARANTINE,
+    GOLD_SALES_WEEKLY,
+    GOLD_FEATURES,
+    CONSERVATION,
+)
+
+
+def check_contracts_fit(spark: SparkSession, settings: Settings) -> None:
+    """Refuse, before any write, a contract version that would break a table the build already wrote: a
+    column whose type changed (a breaking change: a new major version and a new table, or a migration)."""
+    for table in BUILT_TABLES:
+        if not delta_io.exists(spark, table, settings):
+            continue
+        contract = load_contract(table.contract)
+        breaks = type_breaks(delta_io.read(spark, table, settings).schema, contract)
+        if breaks:
+            raise ContractError(
+                f"contract {contract.name} {contract.version} does not fit the table it already wrote "
+                f"({table.path(settings)}): {'; '.join(breaks)}; nothing was written"
+            )
+
+
 def build_weeks(
     spark: SparkSession, settings: Settings, first: date, last: date, progress: Progress, force: bool = False
 ) -> dict:
     """Reference tables, then silver sales and gold for the weeks; returns the conservation totals.
 
     Weeks whose last build read the same inputs (`_sales_source`) are left as they are, unless `force`.
+    Another job committing to the same weeks meanwhile (a CLI backfill beside a scheduled build) makes
+    Delta refuse this job's commit: the weeks are built again from the new table versions, at most
+    CONFLICT_ATTEMPTS times, then a ConflictError says so. A build is idempotent, so the retry may find
+    the other job's result and write nothing; the week's conservation row, written last, marks it built.
     """
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            return _build_weeks_once(spark, settings, first, last, progress, force)
+        except delta_io.CONCURRENT_WRITE as exc:
+            what = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+            if attempt == CONFLICT_ATTEMPTS:
+                raise ConflictError(
+                    f"weeks {first}..{last}: another job kept writing the same tables ({what}) through "
+                    f"{CONFLICT_ATTEMPTS} attempts; run the command again once it is done"
+                ) from exc
+            progress(
+                f"another job wrote the same tables at the same time ({what}); building weeks {first}..{last} "
+                f"again (attempt {attempt + 1} of {CONFLICT_ATTEMPTS})"
+            )
+            time.sleep(attempt * CONFLICT_BACKOFF_S)
+    raise AssertionError("unreachable")
+
+
+def _build_weeks_once(
+    spark: SparkSession, settings: Settings, first: date, last: date, progress: Progress, force: bool
+) -> dict:
+    check_contracts_fit(spark, settings)
     for bronze, silver in ((BRONZE_OUTLETS, SILVER_OUTLETS), (BRONZE_PRODUCTS, SILVER_PRODUCTS)):
         build_reference(spark, settings, bronze, silver)
     bronze_version, source = sales_inputs(spark, settings)

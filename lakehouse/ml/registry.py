@@ -112,31 +112,59 @@ def _append_event(spark: SparkSession, settings: Settings, event: Event, at: dat
 
 
 def move_alias(spark: SparkSession, settings: Settings, event: Event) -> None:
-    """Point the alias at `to_version`, tag the version, and append the event to the audit table.
+    """Append the event to the audit table, then point the alias at `to_version` and tag the version.
 
-    If the audit write fails the alias is put back, so no change goes unrecorded.
+    The audit row is written first, as a write-ahead log: a command killed between the two leaves an
+    audit row whose change is not applied yet, never a change without its row. The next alias change of
+    the model completes it first (`complete_interrupted`).
     """
+    complete_interrupted(spark, settings, event.model_name)
     at = datetime.now(UTC)  # aware: Spark converts it exactly; microseconds order events of one second
+    _append_event(spark, settings, event, at)
+    _apply(event.model_name, event.alias, event.to_version, at, actor(), event)
+
+
+def _apply(name: str, alias: str, version: str, at: datetime, by: str, event: Event | dict[str, Any]) -> None:
+    """Set the alias and tag the version with who moved it, when, from where and why."""
+    fields = event if isinstance(event, dict) else event.__dict__
     mlflow_client = client()
-    mlflow_client.set_registered_model_alias(event.model_name, event.alias, event.to_version)
-    try:
-        _append_event(spark, settings, event, at)
-    except Exception:
-        if event.from_version is None:
-            mlflow_client.delete_registered_model_alias(event.model_name, event.alias)
-        else:
-            mlflow_client.set_registered_model_alias(event.model_name, event.alias, event.from_version)
-        raise
+    mlflow_client.set_registered_model_alias(name, alias, version)
+    action = fields["action"]
     tags = {
-        f"{event.alias}.{event.action}_at": at.isoformat(),
-        f"{event.alias}.{event.action}_by": actor(),
-        f"{event.alias}.{event.action}_from": event.from_version or "-",
-        f"{event.alias}.{event.action}_reason": event.reason,
+        f"{alias}.{action}_at": at.isoformat(),
+        f"{alias}.{action}_by": by,
+        f"{alias}.{action}_from": fields["from_version"] or "-",
+        f"{alias}.{action}_reason": fields["reason"],
     }
-    if event.forced:
-        tags[f"{event.alias}.{event.action}_forced"] = "true"
+    if fields["forced"]:
+        tags[f"{alias}.{action}_forced"] = "true"
     for key, value in tags.items():
-        mlflow_client.set_model_version_tag(event.model_name, event.to_version, key, value)
+        mlflow_client.set_model_version_tag(name, version, key, value)
+
+
+def complete_interrupted(spark: SparkSession, settings: Settings, name: str) -> list[str]:
+    """Apply the last audited change of each alias that the registry does not show yet (a command killed
+    between its audit row and the alias). Only when the alias still points where the row says it came
+    from: an alias moved since by other means is left alone, with a warning. Returns what was completed."""
+    completed = []
+    last: dict[str, dict[str, Any]] = {}
+    for row in history(spark, settings, name).collect():
+        last[row["alias"]] = row.asDict()
+    for alias, event in sorted(last.items()):
+        now = alias_version(name, alias)
+        if now == event["to_version"]:
+            continue
+        if now != event["from_version"]:
+            print(
+                f"WARNING: @{alias} of {name} is version {now}, but its last audited change moved it from "
+                f"{event['from_version']} to {event['to_version']}: changed outside the platform, left as it is",
+                flush=True,
+            )
+            continue
+        _apply(name, alias, event["to_version"], event["event_at"], event["actor"], event)
+        completed.append(f"@{alias} -> {event['to_version']}")
+        print(f"completed an interrupted change: @{alias} of {name} -> version {event['to_version']}", flush=True)
+    return completed
 
 
 def history(spark: SparkSession, settings: Settings, name: str) -> DataFrame:

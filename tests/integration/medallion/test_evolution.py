@@ -13,10 +13,11 @@ from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from jobs import backfill, sample_data
+from lakehouse.errors import ContractError
 from lakehouse.io.catalog import BRONZE_SALES, GOLD_FEATURES, GOLD_SALES_WEEKLY, QUARANTINE, SILVER_SALES
 from lakehouse.settings import REPO_ROOT
 from tests.conftest import SALES_HEADER, use_home, write_csv
-from tests.integration.helpers import assert_same_content, build, ingest, ingest_references, table
+from tests.integration.helpers import assert_same_content, build, ingest, ingest_references, table, version
 
 ROW1 = ["O1", "P1", "2024-01-01", 5, 2.5, 1, 0, 0]
 ROW2 = ["O2", "P1", "2024-01-09", 4, 2.5, 0, 0, 1, "SPRING"]
@@ -45,7 +46,7 @@ def _contracts_with_promo_code(tmp_path: Path) -> Path:
     shutil.copytree(REPO_ROOT / "contracts", contracts)
     path = contracts / "silver_sales.yaml"
     doc = yaml.safe_load(path.read_text())
-    doc["version"] = "1.1.0"
+    doc["version"] = "1.2.0"
     doc["schema"][0]["properties"].append({"name": "promo_code", "logicalType": "string", "physicalType": "string"})
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return contracts
@@ -69,6 +70,29 @@ def test_a_column_reaches_silver_when_the_contract_adds_it_and_weeks_are_backfil
     assert backfill.main(["--from", "2024-01-01", "--to", "2024-01-14", "--chunk-weeks", "1"]) == 0
     silver = table(spark, settings, SILVER_SALES)
     assert {r["outlet_id"]: r["promo_code"] for r in silver.collect()} == {"O1": None, "O2": "SPRING"}
+
+
+def test_a_build_refuses_a_contract_that_would_break_the_table_it_wrote(
+    spark, settings, tmp_path, reference_deliveries, monkeypatch
+):
+    ingest_references(spark, settings, reference_deliveries)
+    ingest(spark, settings, "sales", write_csv(tmp_path / "d1", "s.csv", [ROW1]).parent)
+    build(spark, settings, date(2024, 1, 1), date(2024, 1, 1))
+    before = version(spark, settings, SILVER_SALES), version(spark, settings, GOLD_SALES_WEEKLY)
+    contracts = tmp_path / "contracts"
+    shutil.copytree(REPO_ROOT / "contracts", contracts)
+    path = contracts / "silver_sales.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["version"] = "2.0.0"
+    (units,) = [p for p in doc["schema"][0]["properties"] if p["name"] == "units"]
+    units["physicalType"] = "bigint"  # whole units only: the table holds doubles
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    monkeypatch.setenv("LAKEHOUSE_CONTRACTS_DIR", str(contracts))
+
+    message = r"contract silver_sales 2.0.0 does not fit .*column 'units' is bigint in the contract but double"
+    with pytest.raises(ContractError, match=message):
+        build(spark, settings, date(2024, 1, 1), date(2024, 1, 1), force=True)
+    assert (version(spark, settings, SILVER_SALES), version(spark, settings, GOLD_SALES_WEEKLY)) == before
 
 
 @pytest.mark.world  # eight builds of six weeks: `make test` runs it, `make test-fast` not

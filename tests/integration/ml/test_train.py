@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import mlflow
@@ -214,6 +214,25 @@ def test_a_challenger_no_better_than_the_champion_is_not_promoted_and_force_and_
         ("rollback", "champion", "2", "1", False),
     ]
     assert events[-1]["reason"] == "forced model misbehaves" and events[-1]["gate_passed"] is True
+
+
+def test_an_alias_change_killed_after_its_audit_row_is_completed_by_the_next_one(spark, trained, capsys):
+    """The audit row is written before the alias moves: a command killed between the two leaves the row
+    (never an unaudited alias), and the next alias change of the model applies it first."""
+    settings, _, _, _ = trained
+    assert registry.alias_version(NAME, "champion") == "1"
+    event = registry.Event(NAME, "champion", "promote", "1", "2", "killed before the alias moved", forced=True)
+    registry._append_event(spark, settings, event, datetime.now(UTC))  # the first half of move_alias
+    assert registry.alias_version(NAME, "champion") == "1"
+
+    assert registry.complete_interrupted(spark, settings, NAME) == ["@champion -> 2"]
+    assert registry.alias_version(NAME, "champion") == "2"
+    tags = registry.client().get_model_version(NAME, "2").tags
+    assert tags["champion.promote_reason"] == "killed before the alias moved"
+    assert "completed an interrupted change: @champion" in capsys.readouterr().out
+    assert registry.complete_interrupted(spark, settings, NAME) == []  # nothing left to complete
+    models_flow.rollback(spark, settings, NAME, "back to the test world's champion")
+    assert registry.alias_version(NAME, "champion") == "1"
 
 
 def test_reproduce_retrains_on_the_recorded_delta_version_within_tolerance(spark, trained, capsys):
