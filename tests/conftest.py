@@ -140,6 +140,7 @@ LONGEST_MODULES = (
     "tests/dags/test_dags.py",  # about 400 s: every DAG, one spark-submit run of ingest_and_build
     "tests/e2e/test_docs.py",  # 540 s beside a `make run`: the quickstart and runbooks, every command
     "tests/integration/io/test_cluster.py",  # about 220 s: a standalone cluster
+    "tests/e2e/test_killed_jobs.py",  # 380-830 s: an undisturbed run, then seven kill -9s and re-runs
     "tests/integration/monitoring/test_monitor.py",  # about 250 s: a scenario with a trained champion
     "tests/integration/ml/test_train_dominicks.py",  # about 250 s: Dominick's built, trained, its effects
     "tests/integration/ml/test_effects.py",  # about 230 s: confounded data built, trained, effects, EconML
