@@ -1,7 +1,8 @@
 """The platform's errors and the exit code each gives a command (no pyspark here: every layer may raise them).
 
 2: the user asked for something wrong (an argument, a path, a contract); 1: the data broke an invariant
-or a registry action was refused; 3: the machine lacks something the platform needs.
+or a registry action was refused; 3: the machine lacks something the platform needs; 4: a server the
+platform needs did not answer through its client's retries (run the command again once it is back).
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ class ConflictError(DataError):
     concurrency), through every retry: run the command again once the other job is done."""
 
 
+class UnavailableError(RuntimeError):
+    """A server the platform needs (the MLflow tracking server) did not answer through its client's bounded
+    retries: exit code 4. What the command left is what a killed command leaves: run it again."""
+
+
 class SetupError(RuntimeError):
     """The machine lacks something the platform needs; the message says how to fix it."""
 
@@ -50,7 +56,29 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (FileNotFoundError, 2),
     (DataError, 1),
     (DeliveryError, 1),
+    (UnavailableError, 4),
 )
+
+
+def unavailable(exc: BaseException) -> UnavailableError | None:
+    """The MLflow client's "gave up on the server" as an UnavailableError; None for anything else.
+
+    MLflow's REST client retries a request that gets no answer (MLFLOW_HTTP_REQUEST_MAX_RETRIES times,
+    with exponential backoff, each within MLFLOW_HTTP_REQUEST_TIMEOUT) and then raises an MlflowException
+    "API request to <url> failed with exception ... Max retries exceeded" or "... timeout exception"
+    (mlflow/utils/rest_utils.py). Told apart here by its module and message, so this module imports no MLflow.
+    """
+    text = str(exc)
+    gave_up = "Max retries exceeded" in text or "failed with timeout exception" in text
+    if not (type(exc).__module__.startswith("mlflow.") and text.startswith("API request to") and gave_up):
+        return None
+    url = text.removeprefix("API request to ").split(" ", 1)[0]
+    return UnavailableError(
+        f"the MLflow tracking server did not answer {url} through the client's retries "
+        "(MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, MLFLOW_HTTP_REQUEST_TIMEOUT); "
+        "the command stopped there, and what it wrote before stays as after a kill: run it again once the server "
+        "is back"
+    )
 
 
 def exit_code(exc: BaseException) -> int | None:
@@ -62,7 +90,8 @@ def guarded(prog: str, fn: Callable[[], int]) -> int:
     """Call `fn`; known errors print `prog: error: ...` (or `setup error`) and return their exit code."""
     try:
         return fn()
-    except Exception as exc:
+    except Exception as raised:
+        exc: BaseException = unavailable(raised) or raised
         code = exit_code(exc)
         if code is None:
             raise

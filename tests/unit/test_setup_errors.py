@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lakehouse.errors import SetupError, guarded
+from lakehouse.errors import SetupError, UnavailableError, guarded, unavailable
 from lakehouse.io.spark import _check_java, jar_paths
 from lakehouse.settings import driver_java_options, load_settings
 
@@ -43,3 +43,29 @@ def test_local_drivers_map_the_class_archive_when_setup_made_one(tmp_path):
     assert "SharedArchiveFile" not in driver_java_options(settings, master="k8s://https://kube:443")
     extra = {**env, "LAKEHOUSE_DRIVER_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1"}
     assert driver_java_options(load_settings(extra)).endswith("-XX:TieredStopAtLevel=1")
+
+
+def test_an_mlflow_server_that_does_not_answer_exits_4_with_one_line(monkeypatch, capsys):
+    """The real MLflow client against a port nobody listens on: its error after the retries becomes exit code 4."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from tests.integration.servers import free_port
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    url = f"http://127.0.0.1:{free_port()}"
+
+    def train() -> int:
+        mlflow.MlflowClient(tracking_uri=url, registry_uri=url).search_experiments()
+        return 0
+
+    with pytest.raises(MlflowException) as raised:
+        train()
+    assert isinstance(unavailable(raised.value), UnavailableError)
+    assert unavailable(MlflowException("RESOURCE_DOES_NOT_EXIST: no model 'x'")) is None
+    assert unavailable(ValueError("API request to x failed with exception Max retries exceeded")) is None
+
+    assert guarded("lakehouse train", train) == 4
+    err = capsys.readouterr().err
+    assert err.startswith(f"lakehouse train: error: the MLflow tracking server did not answer {url}/api/")
+    assert "run it again once the server is back" in err and "Traceback" not in err

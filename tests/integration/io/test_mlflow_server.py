@@ -70,7 +70,13 @@ def artifact_bucket() -> Iterator[Any]:
 def mlflow_server(
     postgres: servers.Postgres, artifact_bucket: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[servers.MlflowServer]:
-    workdir = tmp_path_factory.mktemp("mlflow-server")
+    # Not waited for here: it starts while `warehouse` builds the features, which waits for it.
+    with _server(postgres, artifact_bucket, tmp_path_factory.mktemp("mlflow-server"), wait=False) as server:
+        yield server
+
+
+def _server(postgres: servers.Postgres, artifact_bucket: Any, workdir, wait: bool = True):
+    """`mlflow server` on the PostgreSQL store, proxying artifacts to the bucket (the server holds the key)."""
     s3_env = {
         "MLFLOW_S3_ENDPOINT_URL": artifact_bucket.meta.endpoint_url,
         "AWS_DEFAULT_REGION": "us-east-1",
@@ -78,9 +84,7 @@ def mlflow_server(
         "AWS_SECRET_ACCESS_KEY": S3_CREDENTIALS["aws_secret_access_key"],
     }
     destination = f"s3://{BUCKET}/{PREFIX}"
-    # Not waited for here: it starts while `warehouse` builds the features, which waits for it.
-    with servers.mlflow_server(postgres.url("mlflow"), destination, workdir, env=s3_env, wait=False) as server:
-        yield server
+    return servers.mlflow_server(postgres.url("mlflow"), destination, workdir, env=s3_env, wait=wait)
 
 
 @pytest.fixture(scope="module")
@@ -207,3 +211,67 @@ def test_train_promote_score_and_rollback_through_an_mlflow_server_on_postgresql
     assert len(kept) >= 4
     for text in (*kept, mlflow_server.log.read_text(errors="replace")):
         assert not any(secret in text for secret in secrets)
+
+
+def test_a_tracking_server_down_during_train_gives_a_clear_error_and_the_next_train_completes(
+    spark, warehouse: Settings, postgres, mlflow_server: servers.MlflowServer, artifact_bucket, tmp_path, monkeypatch
+):
+    """Last in the module: it stops the module's server. `lakehouse train` runs as a process; the server is
+    killed once training has started (the run open on it). The client retries (bounded here to two, with
+    a short backoff) and the command exits 4 with one line saying so, no traceback. Nothing half-done is
+    left in the registry: the next train, against the server started again on the same stores, registers
+    and promotes, and every alias has its audit row."""
+    import signal
+    import subprocess
+    import sys
+
+    import yaml
+
+    from lakehouse.io.catalog import MODEL_AUDIT
+    from lakehouse.settings import REPO_ROOT
+
+    client = mlflow.MlflowClient(tracking_uri=mlflow_server.url, registry_uri=mlflow_server.url)
+    versions_before = len(client.search_model_versions(f"name='{NAME}'"))
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(FAST))
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "LAKEHOUSE_CONFIG": str(config),
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    }
+    trainer = subprocess.Popen(
+        [sys.executable, "-u", "-m", "lakehouse.cli.main", "train", "--force"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = []
+    assert trainer.stdout is not None
+    for line in trainer.stdout:
+        lines.append(line)
+        if "training xgboost on" in line:
+            os.killpg(mlflow_server.proc.pid, signal.SIGKILL)
+            break
+    output = "".join(lines) + trainer.stdout.read()
+    assert trainer.wait(timeout=600) == 4, output[-4000:]
+    assert "lakehouse train: error: the MLflow tracking server did not answer" in output, output[-4000:]
+    assert "Traceback" not in output, output[-4000:]
+
+    with _server(postgres, artifact_bucket, tmp_path / "server-again") as again:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", again.url)
+        settings, config = load_settings(), from_dict(FAST)
+        tracking.configure(settings, config.registry.experiment)
+        assert train(spark, settings, config, None, promote=True, force=True) == 0
+        client = mlflow.MlflowClient(tracking_uri=again.url, registry_uri=again.url)
+        versions = client.search_model_versions(f"name='{NAME}'")
+        assert len(versions) == versions_before + 1, "the killed train registered nothing"
+        assert all(v.status == "READY" for v in versions)
+        last = {}
+        for row in registry.history(spark, settings, NAME).collect():
+            last[row["alias"]] = row["to_version"]
+        aliases = client.get_registered_model(NAME).aliases
+        assert {alias: str(v) for alias, v in aliases.items()} == last, "every alias is its last audited change"
+        assert table(spark, settings, MODEL_AUDIT).count() > 0
