@@ -41,8 +41,9 @@ class ConflictError(DataError):
 
 
 class UnavailableError(RuntimeError):
-    """A server the platform needs (the MLflow tracking server) did not answer through its client's bounded
-    retries: exit code 4. What the command left is what a killed command leaves: run it again."""
+    """A server the platform needs (the MLflow tracking server, object storage) did not answer through its
+    client's bounded retries: exit code 4. What the command left is what a killed command leaves: run it
+    again."""
 
 
 class SetupError(RuntimeError):
@@ -60,25 +61,46 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
 )
 
 
-def unavailable(exc: BaseException) -> UnavailableError | None:
-    """The MLflow client's "gave up on the server" as an UnavailableError; None for anything else.
+# The Java side's "no answer" (S3A through Py4J): the first line of the Java exception names one of these.
+JAVA_NO_ANSWER = (
+    "java.net.ConnectException",
+    "java.net.UnknownHostException",
+    "java.net.SocketTimeoutException",
+    "java.net.NoRouteToHostException",
+)
 
-    MLflow's REST client retries a request that gets no answer (MLFLOW_HTTP_REQUEST_MAX_RETRIES times,
-    with exponential backoff, each within MLFLOW_HTTP_REQUEST_TIMEOUT) and then raises an MlflowException
-    "API request to <url> failed with exception ... Max retries exceeded" or "... timeout exception"
-    (mlflow/utils/rest_utils.py). Told apart here by its module and message, so this module imports no MLflow.
+
+def unavailable(exc: BaseException) -> UnavailableError | None:
+    """A client's "gave up on the server" as an UnavailableError; None for anything else.
+
+    - MLflow's REST client retries a request that gets no answer (MLFLOW_HTTP_REQUEST_MAX_RETRIES times,
+      with exponential backoff, each within MLFLOW_HTTP_REQUEST_TIMEOUT), then raises an MlflowException
+      "API request to <url> failed with exception ... Max retries exceeded" or "... timeout exception"
+      (mlflow/utils/rest_utils.py).
+    - Hadoop's S3A retries (fs.s3a.attempts.maximum SDK attempts, fs.s3a.retry.limit retries), then the
+      Java call fails with a java.net exception, which Py4J raises as a Py4JJavaError.
+    Told apart by module and message, so this module imports neither MLflow nor pyspark.
     """
-    text = str(exc)
-    gave_up = "Max retries exceeded" in text or "failed with timeout exception" in text
-    if not (type(exc).__module__.startswith("mlflow.") and text.startswith("API request to") and gave_up):
-        return None
-    url = text.removeprefix("API request to ").split(" ", 1)[0]
-    return UnavailableError(
-        f"the MLflow tracking server did not answer {url} through the client's retries "
-        "(MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, MLFLOW_HTTP_REQUEST_TIMEOUT); "
-        "the command stopped there, and what it wrote before stays as after a kill: run it again once the server "
-        "is back"
-    )
+    text, module = str(exc), type(exc).__module__
+    if module.startswith("mlflow.") and text.startswith("API request to"):
+        if "Max retries exceeded" in text or "failed with timeout exception" in text:
+            url = text.removeprefix("API request to ").split(" ", 1)[0]
+            return UnavailableError(
+                f"the MLflow tracking server did not answer {url} through the client's retries "
+                "(MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, MLFLOW_HTTP_REQUEST_TIMEOUT); "
+                "the command stopped there, and what it wrote before stays as after a kill: run it again once the "
+                "server is back"
+            )
+    if module.startswith("py4j.") and type(exc).__name__ == "Py4JJavaError":
+        java = next((line for line in text.splitlines() if line.startswith(": ")), "").removeprefix(": ")
+        if java.startswith(JAVA_NO_ANSWER):
+            what = java.split(": ", 1)[-1][:300]
+            return UnavailableError(
+                f"object storage did not answer through S3A's retries (fs.s3a.attempts.maximum, fs.s3a.retry.limit): "
+                f"{what}; the command stopped there, and what it wrote before stays as after a kill: run it again "
+                "once the storage answers"
+            )
+    return None
 
 
 def exit_code(exc: BaseException) -> int | None:

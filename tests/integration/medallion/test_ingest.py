@@ -181,3 +181,33 @@ def test_a_landing_with_nothing_new_is_answered_from_the_ledger_without_a_jvm(sp
     write_csv(landing / "sales" / "week=2024-01-01", "sales.csv", [*ROWS, ROWS[0]])
     changed = subprocess.run([*lakehouse, "--landing", str(landing)], env=no_java, capture_output=True, text=True)
     assert changed.returncode != 0 and "already ingested, skipped" not in changed.stdout
+
+
+def test_object_storage_that_does_not_answer_ends_the_ingest_with_one_line_and_writes_nothing(spark, settings, capsys):
+    """S3A on an endpoint nobody listens on (one bucket's own settings, so the session's other buckets keep
+    theirs; one attempt, one retry, to keep the test short): exit code 4, no traceback, no table written."""
+    from jobs import ingest as ingest_job
+    from tests.integration.servers import free_port
+
+    bucket = "unreachable-deliveries"
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    per_bucket = {
+        "endpoint": f"http://127.0.0.1:{free_port()}",
+        "endpoint.region": "us-east-1",
+        "path.style.access": "true",
+        "connection.ssl.enabled": "false",
+        "access.key": "unused",
+        "secret.key": "unused",
+        "attempts.maximum": "1",
+        "retry.limit": "1",
+        "retry.interval": "100ms",
+    }
+    for key, value in per_bucket.items():
+        hadoop.set(f"fs.s3a.bucket.{bucket}.{key}", value)
+
+    assert ingest_job.main(["--kind", "sales", "--source", f"s3a://{bucket}/sales/week=2024-01-01"]) == 4
+    err = capsys.readouterr().err
+    assert err.startswith("ingest: error: object storage did not answer through S3A's retries")
+    assert "Connection refused" in err and "Traceback" not in err
+    assert not (Path(BRONZE_SALES.path(settings)) / "_delta_log").exists()
+    assert not (Path(BRONZE_FILES.path(settings)) / "_delta_log").exists()
