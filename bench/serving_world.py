@@ -135,6 +135,23 @@ def _grid(outlets: int) -> tuple[np.ndarray, np.ndarray, pa.Array, pa.Array, pa.
     return o, p, outlet, product, brand, channel
 
 
+def texts(actions: list[str], brands: list[str], prices: np.ndarray, net: np.ndarray, pct: np.ndarray) -> dict:
+    """A recommendation's reason, explanation and runner-up's reason, with its own figures, as long as scoring's
+    (`scoring.recommend`: about 100, 150 and 50 characters)."""
+    reasons, explanations, runner_up = [], [], []
+    for action, brand, price, n, p in zip(actions, brands, prices.tolist(), net.tolist(), pct.tolist(), strict=True):
+        reasons.append(
+            f"{action}: the largest net lift of the qualifying actions "
+            f"(net {n:+.1f} units, lift {100 * p:+.1f}% [{80 * p:+.1f}%, {120 * p:+.1f}%])"
+        )
+        explanations.append(
+            f"{action} at {price:.2f} ({100 * p:.0f}% below the plan): {action} {100 * p:+.1f}% "
+            f"[{80 * p:+.1f}%, {120 * p:+.1f}%] (dml, {brand}, ALL, 5000 rows); own price -2.00 [-2.10, -1.90]"
+        )
+        runner_up.append(f"net lift {0.8 * n:.1f}, below the chosen action's {n:.1f}")
+    return {"reason": reasons, "explanation": explanations, "runner_up": "feature", "runner_up_reason": runner_up}
+
+
 def write_week(settings: Settings, week: date, outlets: int, model_version: str, run_id: str) -> None:
     """A scored week as `lakehouse score` writes it: every outlet x product's recommendation and planned row."""
     rng = np.random.default_rng(week.toordinal())
@@ -208,16 +225,7 @@ def write_week(settings: Settings, week: date, outlets: int, model_version: str,
             "intended_action": actions.take(pa.array(action)),
             "action": actions.take(pa.array(action)),
             "price_change": price_change,
-            "reason": "largest expected net lift",
-            "explanation": pa.array(
-                [
-                    f"{a} on {b}: expected net lift from the champion's effects"
-                    for a in actions.to_pylist()
-                    for b in BRANDS
-                ]
-            ).take(pa.array(action * len(BRANDS) + p % len(BRANDS))),
-            "runner_up": "feature",
-            "runner_up_reason": "smaller expected net lift",
+            **texts(actions.take(pa.array(action)).to_pylist(), brand.to_pylist(), unit_price, net, lift / units),
             "planned_unit_price": unit_price,
             "unit_price": unit_price * (1 + price_change),
             "planned_units": units,
