@@ -246,6 +246,8 @@ class Refresher:
             current.swap(snapshot)
             self.svc.metrics.loaded("swapped")
             log.info("serving week %s: %s rows, %s", snapshot.week, snapshot.ranked.num_rows, snapshot.versions)
+        # Each look, as the snapshot replaced is freed only once the requests that took it have answered.
+        _release_memory()
 
     def _reload_tokens(self) -> None:
         stat = _stat(self.settings.tokens_file)
@@ -274,6 +276,14 @@ class Refresher:
         finally:
             self._stop.set()
             thread.join(timeout=30)
+
+
+def _release_memory() -> None:
+    """Hand back to the OS what building a snapshot (and the one it replaced, once unused) left in Arrow's pool:
+    mimalloc keeps freed pages for reuse, and the resident size stayed hundreds of MB above the data served."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
 
 
 def _stat(path: Path) -> tuple[int, int] | None:

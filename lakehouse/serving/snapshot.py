@@ -183,6 +183,16 @@ def compact(table: pa.Table) -> pa.Table:
     return table
 
 
+def decoded(table: pa.Table) -> pa.Table:
+    """The table with its dictionary-encoded columns as their values' type again (before `to_pylist`, which
+    is several times slower on dictionary columns)."""
+    for i, column_field in enumerate(table.schema):
+        if pa.types.is_dictionary(column_field.type):
+            value_type = column_field.type.value_type
+            table = table.set_column(i, column_field.with_type(value_type), table.column(i).cast(value_type))
+    return table
+
+
 def outlet_index(ranked: pa.Table) -> dict[str, np.ndarray]:
     """Each outlet's row numbers, in the table's order (a stable sort by outlet, then runs of equal ids)."""
     if ranked.num_rows == 0:
@@ -208,15 +218,20 @@ def build_snapshot(
 ) -> Snapshot:
     """A snapshot of one week's recommendations (`channels`: outlet_id -> channel, if known), the champion's
     effects and every week's lift (None: not written yet), and the monitored weeks."""
+    # One table at a time: each step's input is let go as its output is made, so building holds about two
+    # copies of the week at once, not one per step.
     if channels is None:
-        with_channel = recommendations.append_column("channel", pa.nulls(recommendations.num_rows, pa.string()))
+        table = recommendations.append_column("channel", pa.nulls(recommendations.num_rows, pa.string()))
     else:
-        with_channel = recommendations.join(channels.select(["outlet_id", "channel"]), "outlet_id")
-    ranked = _without_nan(with_channel.sort_by(list(report.TOP_ORDER)).combine_chunks())
+        table = recommendations.join(channels.select(["outlet_id", "channel"]), "outlet_id")
+    del recommendations
+    table = table.sort_by(list(report.TOP_ORDER))
+    table = _without_nan(table.combine_chunks())
+    by_outlet = outlet_index(table)
     return Snapshot(
         week=week,
-        ranked=compact(ranked),
-        by_outlet=outlet_index(ranked),
+        ranked=compact(table),
+        by_outlet=by_outlet,
         effects=[] if effects is None else records(_without_nan(effects.sort_by(EFFECT_ORDER))),
         lift=[] if lift is None else records(_without_nan(lift.sort_by(LIFT_ORDER))),
         champion=champion,
@@ -230,7 +245,7 @@ def build_snapshot(
 def outlet_rows(snapshot: Snapshot, outlet_id: str) -> list[dict] | None:
     """One outlet's recommendations, largest net lift first; None for an outlet the week does not have."""
     rows = snapshot.by_outlet.get(outlet_id)
-    return None if rows is None else records(snapshot.ranked.take(rows))
+    return None if rows is None else records(decoded(snapshot.ranked.take(rows)))
 
 
 @dataclass(frozen=True)
@@ -257,7 +272,7 @@ def page(rows: Ranked, offset: int, limit: int) -> tuple[list[dict], int | None]
     else:
         chosen = rows.table.take(rows.numbers[offset:end])
     following = offset + limit
-    return records(chosen), following if following < rows.num_rows else None
+    return records(decoded(chosen)), following if following < rows.num_rows else None
 
 
 def lift_rows(snapshot: Snapshot, week: date | None) -> list[dict]:
