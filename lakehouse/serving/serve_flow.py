@@ -150,8 +150,15 @@ def _version(delta_table: DeltaTable | None) -> int | None:
     return None if delta_table is None else delta_table.version()
 
 
-def load(settings: Settings, config: MLConfig, served: Versions | None) -> Snapshot | None:
-    """A snapshot of the tables and the champion now; None when they are still those of `served`."""
+def load(settings: Settings, config: MLConfig, served: Snapshot | None) -> Snapshot | None:
+    """A snapshot of the tables and the champion now; None when they are still those `served` was read from.
+
+    What has not moved since `served` is kept rather than read and built again: the week's ranking when
+    neither its recommendations nor the outlets changed, the what-if's book when neither the planned rows,
+    the effects nor the champion did. A score commits its planned rows and its recommendations apart, so a
+    refresh can see one without the other; building the 2M rows of 100k outlets twice kept one core busy
+    for most of a minute (bench/RESULTS.md).
+    """
     recommendations = delta_log.open_table(GOLD_RECOMMENDATIONS, settings)
     if recommendations is None:
         raise NotReady("no week has been scored yet: run `lakehouse score --week W`")
@@ -173,14 +180,21 @@ def load(settings: Settings, config: MLConfig, served: Versions | None) -> Snaps
         retrain_requests=_version(requests),
         planned=_version(planned),
     )
-    if versions == served:
+    if served is not None and versions == served.versions:
         return None
     week = delta_log.latest_partition(recommendations, "week_start")
+    kept = served if served is not None and served.week == week else None
+
+    def unchanged(*tables: str) -> bool:
+        """Whether the kept snapshot was read from these same versions (fields of `Versions`)."""
+        return kept is not None and all(getattr(kept.versions, t) == getattr(versions, t) for t in tables)
+
+    keep_ranking = unchanged("recommendations", "outlets")
     champion_rows = [("model_name", "=", name), ("model_version", "=", champion.version)]
     snapshot = build_snapshot(
         week,
-        delta_log.snapshot_arrow(recommendations, list(RECOMMENDATION_COLUMNS), [("week_start", "=", week)]),
-        None if outlets is None else delta_log.snapshot_arrow(outlets, ["outlet_id", "channel"]),
+        kept if keep_ranking and kept is not None else _week_rows(recommendations, week),
+        None if outlets is None or keep_ranking else delta_log.snapshot_arrow(outlets, ["outlet_id", "channel"]),
         None if effects is None else delta_log.snapshot_arrow(effects, list(EFFECT_COLUMNS), champion_rows),
         None if lift is None else delta_log.snapshot_arrow(lift, list(MEASURED_LIFT_COLUMNS)),
         champion,
@@ -189,7 +203,13 @@ def load(settings: Settings, config: MLConfig, served: Versions | None) -> Snaps
         datetime.fromtimestamp(recommendations.history(1)[0]["timestamp"] / 1000, UTC),
         _monitored(settings, monitoring, requests),
     )
+    if kept is not None and unchanged("planned", "effects", "champion") and isinstance(kept.what_if, WhatIfBook):
+        return replace(snapshot, what_if=kept.what_if)
     return replace(snapshot, what_if=read_what_if(settings, config, week, planned, effects, champion))
+
+
+def _week_rows(recommendations: DeltaTable, week: Any) -> Any:
+    return delta_log.snapshot_arrow(recommendations, list(RECOMMENDATION_COLUMNS), [("week_start", "=", week)])
 
 
 def _monitored(
@@ -231,8 +251,7 @@ class Refresher:
         self._reload_tokens()
         current = self.svc.current
         try:
-            served = None if current.snapshot is None else current.snapshot.versions
-            snapshot = load(self.settings, self.config, served)
+            snapshot = load(self.settings, self.config, current.snapshot)
         except NotReady as exc:
             if current.snapshot is None and current.not_ready != str(exc):
                 current.not_ready = str(exc)

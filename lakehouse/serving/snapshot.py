@@ -206,7 +206,7 @@ def outlet_index(ranked: pa.Table) -> dict[str, np.ndarray]:
 
 def build_snapshot(
     week: date,
-    recommendations: pa.Table,
+    recommendations: pa.Table | Snapshot,
     channels: pa.Table | None,
     effects: pa.Table | None,
     lift: pa.Table | None,
@@ -217,7 +217,31 @@ def build_snapshot(
     monitoring: tuple[MonitoredWeek, ...] = (),
 ) -> Snapshot:
     """A snapshot of one week's recommendations (`channels`: outlet_id -> channel, if known), the champion's
-    effects and every week's lift (None: not written yet), and the monitored weeks."""
+    effects and every week's lift (None: not written yet), and the monitored weeks. `recommendations` may be
+    a snapshot of the same week, whose ranking (and the listings filtered from it) the new one shares."""
+    if isinstance(recommendations, Snapshot):
+        kept = recommendations
+        ranked, by_outlet, selections = kept.ranked, kept.by_outlet, kept.selections
+    else:
+        ranked, by_outlet = _ranking(recommendations, channels)
+        selections = {}
+    return Snapshot(
+        week=week,
+        ranked=ranked,
+        by_outlet=by_outlet,
+        effects=[] if effects is None else records(_without_nan(effects.sort_by(EFFECT_ORDER))),
+        lift=[] if lift is None else records(_without_nan(lift.sort_by(LIFT_ORDER))),
+        champion=champion,
+        versions=versions,
+        loaded_at=loaded_at,
+        scored_at=scored_at,
+        monitoring=monitoring,
+        selections=selections,
+    )
+
+
+def _ranking(recommendations: pa.Table, channels: pa.Table | None) -> tuple[pa.Table, dict[str, np.ndarray]]:
+    """The week's rows with their outlet's channel, largest net lift first (compacted), and each outlet's rows."""
     # One table at a time: each step's input is let go as its output is made, so building holds about two
     # copies of the week at once, not one per step.
     if channels is None:
@@ -228,18 +252,7 @@ def build_snapshot(
     table = table.sort_by(list(report.TOP_ORDER))
     table = _without_nan(table.combine_chunks())
     by_outlet = outlet_index(table)
-    return Snapshot(
-        week=week,
-        ranked=compact(table),
-        by_outlet=by_outlet,
-        effects=[] if effects is None else records(_without_nan(effects.sort_by(EFFECT_ORDER))),
-        lift=[] if lift is None else records(_without_nan(lift.sort_by(LIFT_ORDER))),
-        champion=champion,
-        versions=versions,
-        loaded_at=loaded_at,
-        scored_at=scored_at,
-        monitoring=monitoring,
-    )
+    return compact(table), by_outlet
 
 
 def outlet_rows(snapshot: Snapshot, outlet_id: str) -> list[dict] | None:
