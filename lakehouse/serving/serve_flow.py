@@ -143,6 +143,7 @@ def read_what_if(
     of_champion = [("model_name", "=", champion.name), ("model_version", "=", champion.version)]
     effect_rows = [] if effects is None else delta_log.records(delta_log.snapshot_arrow(effects, None, of_champion))
     book = EffectBook.of(champion.version, effect_rows)
+    rows = rows.combine_chunks()  # here, so the rows as read are let go before the book compacts them
     return WhatIfBook.of(week, rows, model, champion.version, book, config.effects.confidence)
 
 

@@ -223,8 +223,15 @@ def build_snapshot(
         kept = recommendations
         ranked, by_outlet, selections = kept.ranked, kept.by_outlet, kept.selections
     else:
-        ranked, by_outlet = _ranking(recommendations, channels)
-        selections = {}
+        # One table at a time, each step's input let go as its output is made (this frame's name included),
+        # so building holds about two copies of the week at once, not one per step.
+        table = _with_channel(recommendations, channels)
+        del recommendations
+        table = table.combine_chunks()
+        table = _without_nan(table.take(pc.sort_indices(table, list(report.TOP_ORDER))))
+        by_outlet = outlet_index(table)
+        ranked, selections = compact(table), {}
+        del table
     return Snapshot(
         week=week,
         ranked=ranked,
@@ -240,19 +247,15 @@ def build_snapshot(
     )
 
 
-def _ranking(recommendations: pa.Table, channels: pa.Table | None) -> tuple[pa.Table, dict[str, np.ndarray]]:
-    """The week's rows with their outlet's channel, largest net lift first (compacted), and each outlet's rows."""
-    # One table at a time: each step's input is let go as its output is made, so building holds about two
-    # copies of the week at once, not one per step.
+def _with_channel(recommendations: pa.Table, channels: pa.Table | None) -> pa.Table:
+    """The rows with their outlet's channel (null for an outlet silver_outlets lacks): a lookup, not a join,
+    which would copy every column of the week."""
     if channels is None:
-        table = recommendations.append_column("channel", pa.nulls(recommendations.num_rows, pa.string()))
+        channel = pa.nulls(recommendations.num_rows, pa.string())
     else:
-        table = recommendations.join(channels.select(["outlet_id", "channel"]), "outlet_id")
-    del recommendations
-    table = table.sort_by(list(report.TOP_ORDER))
-    table = _without_nan(table.combine_chunks())
-    by_outlet = outlet_index(table)
-    return compact(table), by_outlet
+        at = pc.index_in(recommendations.column("outlet_id"), value_set=channels.column("outlet_id").combine_chunks())
+        channel = channels.column("channel").take(at)
+    return recommendations.append_column("channel", channel)
 
 
 def outlet_rows(snapshot: Snapshot, outlet_id: str) -> list[dict] | None:

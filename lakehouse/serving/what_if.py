@@ -70,7 +70,6 @@ class WhatIfBook:
     def of(
         cls, week: date, rows: pa.Table, model: Any, model_version: str, effects: EffectBook, confidence: float
     ) -> WhatIfBook:
-        rows = rows.combine_chunks()
         return cls(week, compact(rows), rows.schema, outlet_index(rows), model, model_version, effects, confidence)
 
     def row_number(self, outlet_id: str, product_id: str) -> int | None:
