@@ -28,7 +28,7 @@ help:
 	@echo "make docs   regenerate docs/reference/{cli,tables,configuration}.md from the code (a test fails when stale)"
 	@echo "make up     start the Airflow UI (api-server, scheduler, dag-processor) and the MLflow UI on localhost; make down stops them"
 	@echo "make serve  the recommendations API on 127.0.0.1:8000 over the home's gold tables (tokens: lakehouse serve-token)"
-	@echo "make bench  medallion, training, scoring, monitoring and effects benchmarks (figures to stdout; bench/RESULTS.md by hand)"
+	@echo "make bench  medallion, training, scoring, monitoring, effects, command and serving benchmarks (figures to stdout; bench/RESULTS.md by hand)"
 
 setup: venv bytecode jars jvm-archive data
 
@@ -131,6 +131,7 @@ bench: setup
 	$(BIN)/python -m bench.monitoring
 	$(BIN)/python -m bench.effects
 	$(BIN)/python -m bench.commands
+	$(BIN)/python -m bench.serving_load
 
 up: setup
 	scripts/up.sh

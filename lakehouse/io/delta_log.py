@@ -98,10 +98,14 @@ def latest_partition(delta_table: DeltaTable, column: str) -> Any:
 
 def records(arrow_table: pa.Table) -> list[dict[str, Any]]:
     """Rows as dicts of Python values, as Spark's `collect()` gives them (timestamps naive, in local time)."""
+    import pyarrow as pa
+
     rows = arrow_table.to_pylist()
-    for row in rows:
-        for key, value in row.items():
-            if isinstance(value, datetime) and value.tzinfo is not None:
+    zoned = [f.name for f in arrow_table.schema if pa.types.is_timestamp(f.type) and f.type.tz is not None]
+    for row in rows if zoned else ():
+        for key in zoned:
+            value = row[key]
+            if value is not None:
                 row[key] = value.astimezone().replace(tzinfo=None)
     return rows
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,8 @@ class _Parser:
         return ["call", token.upper(), args]
 
 
-def sql_columns(statement: str) -> list[tuple[str, list]]:
+@lru_cache(maxsize=64)  # a served model's few statements, parsed once rather than per request
+def sql_columns(statement: str) -> tuple[tuple[str, list], ...]:
     """The (name, expression) pairs a `SELECT *, <expr> AS <name>, ... FROM __THIS__` statement adds."""
     parser = _Parser(statement)
     parser.take("SELECT")
@@ -115,7 +117,7 @@ def sql_columns(statement: str) -> list[tuple[str, list]]:
     parser.take("__THIS__")
     if parser.peek() is not None:
         raise UnsupportedStage(f"unexpected {parser.peek()!r} after FROM __THIS__ in {statement!r}")
-    return columns
+    return tuple(columns)
 
 
 def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -156,13 +158,17 @@ _OPERATORS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 }
 
 
-def as_float(values: pd.Series) -> np.ndarray:
+def as_float(values: Any) -> np.ndarray:
     """A column as float64, null as NaN (booleans 1.0 / 0.0: Spark's CAST .. AS DOUBLE)."""
+    if isinstance(values, np.ndarray) and values.dtype == np.float64:
+        return values  # a stage's output
+    if isinstance(values, pd.Series) and values.dtype.kind in "biuf":
+        return values.to_numpy(dtype="float64", na_value=np.nan)  # what to_numeric would give, without its checks
     return pd.to_numeric(values, errors="raise").astype("float64").to_numpy(na_value=np.nan)
 
 
-def evaluate(expression: list, frame: pd.DataFrame) -> np.ndarray:
-    """One parsed expression over the frame's rows, as float64 (NaN for null)."""
+def evaluate(expression: list, frame: Any) -> np.ndarray:
+    """One parsed expression over the frame's rows (a DataFrame, or `Columns`), as float64 (NaN for null)."""
     kind = expression[0]
     if kind == "num":
         return np.full(len(frame), expression[1])
@@ -223,28 +229,58 @@ def load_regressor(path: str, missing: float) -> Any:
     """The booster as the sklearn regressor xgboost.spark predicts with (same `missing`)."""
     import xgboost
 
-    regressor = xgboost.XGBRegressor(missing=missing)
+    # One thread: a served request predicts two rows, and on a busy machine starting and joining OpenMP's threads
+    # cost more than the trees (19 ms against under 1 ms per what-if, bench/RESULTS.md); the predictions are the same.
+    regressor = xgboost.XGBRegressor(missing=missing, n_jobs=1)
     regressor.load_model(path)
     return regressor
 
 
-def run_stages(stages: list[dict], regressor: Any, rows: pd.DataFrame) -> pd.DataFrame:
-    """The rows with every stage's output columns added, in the pipeline's order."""
-    frame = rows.copy()
+class Columns:
+    """The rows' columns and the stages' outputs by name: the stages add arrays here rather than each copy a frame,
+    and a numeric or boolean input column is read as float64 once, however many expressions read it."""
+
+    def __init__(self, rows: pd.DataFrame) -> None:
+        self.rows, self.added, self.floats = rows, dict[str, np.ndarray](), dict[str, np.ndarray]()
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self.added:
+            return self.added[name]
+        column = self.rows[name]
+        if column.dtype.kind not in "biuf":
+            return column  # strings for the indexer (and object columns, converted where read)
+        if name not in self.floats:
+            self.floats[name] = as_float(column)
+        return self.floats[name]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def stage_outputs(stages: list[dict], regressor: Any, rows: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Every stage's output columns for the rows, as float64 arrays, computed in the pipeline's order."""
+    frame = Columns(rows)
     for stage in stages:
         if stage["kind"] == "sql":
-            added = {name: evaluate(expression, frame) for name, expression in sql_columns(stage["statement"])}
-            frame = frame.assign(**added)
+            frame.added.update(
+                {name: evaluate(expression, frame) for name, expression in sql_columns(stage["statement"])}
+            )
         elif stage["kind"] == "index":
             for column, output, labels in zip(stage["inputs"], stage["outputs"], stage["labels"], strict=True):
                 index = {label: float(i) for i, label in enumerate(labels)}
-                frame[output] = (
-                    frame[column].map(lambda v, index=index: index.get(v, float(len(index)))).astype("float64")
+                values = pd.Series(frame[column], index=rows.index)
+                frame.added[output] = values.map(lambda v, index=index: index.get(v, float(len(index)))).to_numpy(
+                    "float64"
                 )
         else:
-            features = frame[stage["features"]].astype("float64")
-            frame[stage["output"]] = regressor.predict(features, validate_features=False).astype("float64")
-    return frame
+            features = np.column_stack([as_float(frame[c]) for c in stage["features"]])
+            frame.added[stage["output"]] = regressor.predict(features, validate_features=False).astype("float64")
+    return frame.added
+
+
+def run_stages(stages: list[dict], regressor: Any, rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows with every stage's output columns added, in the pipeline's order."""
+    return rows.assign(**stage_outputs(stages, regressor, rows))
 
 
 def json_stages(path: str) -> list[dict]:
@@ -263,4 +299,4 @@ def output_column(stages: list[dict]) -> str:
 def predict(stages: list[dict], regressor: Any, rows: pd.DataFrame) -> pd.Series:
     """The pipeline's output column for the rows, in their order."""
     output = output_column(stages)
-    return run_stages(stages, regressor, rows)[output].rename(output)
+    return pd.Series(stage_outputs(stages, regressor, rows)[output], index=rows.index, name=output)

@@ -6,7 +6,14 @@ token), and the snapshot (503 until tables and champion are loaded); then it ans
 snapshot. Effects, lift and the champion describe the model and the experiment, no outlet's own rows,
 so every role reads them. Tokens never reach a log: refusals name the token's holder or say "unknown".
 The dependencies are `async`: they only look things up, and a sync one would cost each request a hop to
-the thread pool; the routes stay sync, as slicing Arrow tables would hold up the event loop.
+the thread pool. So are the recommendation routes, which answer from memory in a fraction of a millisecond
+(a slice of the ranked Arrow table, or of a listing's row numbers computed once per snapshot): with the hops
+there and back (the route's, then the response's validation) each request cost twice the work
+(bench/RESULTS.md). The what-if, whose model takes milliseconds, stays sync so the loop answers others meanwhile.
+Responses are encoded by pydantic-core rather than `json.dumps` (a page of 100 recommendations: 1.1 ms -> 0.2 ms).
+The two recommendation routes return their JSON themselves: their rows are the snapshot's, typed by the contract
+when read, and validating each row into the response model again cost as much as the rest of the request;
+the response model still documents them in the OpenAPI schema.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic_core import to_json
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -53,6 +61,13 @@ class Service:
     page_size: int
     max_page_size: int
     reports: ReportFiles | None = None  # the Evidently reports the /monitoring page links
+
+
+class FastJSONResponse(JSONResponse):
+    """JSON encoded by pydantic-core; a number that is not one (NaN, infinity) is null, as in the snapshot."""
+
+    def render(self, content: Any) -> bytes:
+        return to_json(content, inf_nan_mode="null")
 
 
 async def service(request: Request) -> Service:
@@ -143,21 +158,21 @@ def _routes(app: FastAPI) -> None:
         return PlainTextResponse(svc.metrics.exposition(svc.current.snapshot), media_type=CONTENT_TYPE)
 
     @app.get("/v1/outlets/{outlet_id}/recommendations", response_model=schemas.OutletRecommendations, responses=ERRORS)
-    def outlet_recommendations(
+    async def outlet_recommendations(
         outlet_id: str,
         _: Annotated[Principal, Depends(outlet_reader)],
         snapshot: Annotated[Snapshot, Depends(served)],
         week: WeekQuery = None,
-    ) -> dict:
+    ) -> FastJSONResponse:
         """An outlet's recommended actions for the week, largest net lift first."""
         served_week = _served_week(snapshot, week)
         rows = outlet_rows(snapshot, outlet_id)
         if rows is None:
             raise HTTPException(404, f"outlet {outlet_id!r} has no recommendations in week {served_week}")
-        return {"outlet_id": outlet_id, "week": served_week, "items": rows}
+        return FastJSONResponse({"outlet_id": outlet_id, "week": served_week, "items": rows})
 
     @app.get("/v1/recommendations", response_model=schemas.RecommendationPage, responses=ERRORS)
-    def recommendations(
+    async def recommendations(
         request: Request,
         _: Annotated[Principal, Depends(all_outlets_reader)],
         snapshot: Annotated[Snapshot, Depends(served)],
@@ -168,7 +183,7 @@ def _routes(app: FastAPI) -> None:
         top: Annotated[int | None, Query(ge=1, description="Only the `top` largest net lifts.")] = None,
         offset: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int | None, Query(ge=1, description="Rows per page (default and maximum: policy).")] = None,
-    ) -> dict:
+    ) -> FastJSONResponse:
         """Every outlet's recommendations of the week by brand and channel, largest net lift first, paged."""
         served_week = _served_week(snapshot, week)
         limit = svc.page_size if limit is None else limit
@@ -181,14 +196,9 @@ def _routes(app: FastAPI) -> None:
         if following is not None:
             next_page = f"{request.url.path}?{urlencode({**query, 'week': served_week, 'offset': following})}"
         total = rows.num_rows
-        return {
-            "week": served_week,
-            "total": total,
-            "offset": offset,
-            "limit": limit,
-            "next": next_page,
-            "items": items,
-        }
+        return FastJSONResponse(
+            {"week": served_week, "total": total, "offset": offset, "limit": limit, "next": next_page, "items": items}
+        )
 
     @app.get("/v1/effects", response_model=schemas.Effects, responses=ERRORS)
     def effects(_: Annotated[Principal, Depends(caller)], snapshot: Annotated[Snapshot, Depends(served)]) -> dict:
@@ -288,6 +298,7 @@ def create_app(svc: Service, lifespan: Callable[[FastAPI], AbstractAsyncContextM
         lifespan=lifespan,
         docs_url=None,  # FastAPI's pages load their scripts from a CDN; the schema stays at /openapi.json
         redoc_url=None,
+        default_response_class=FastJSONResponse,
     )
     app.state.service = svc
     _routes(app)

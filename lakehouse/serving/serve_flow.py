@@ -143,6 +143,7 @@ def read_what_if(
     of_champion = [("model_name", "=", champion.name), ("model_version", "=", champion.version)]
     effect_rows = [] if effects is None else delta_log.records(delta_log.snapshot_arrow(effects, None, of_champion))
     book = EffectBook.of(champion.version, effect_rows)
+    rows = rows.combine_chunks()  # here, so the rows as read are let go before the book compacts them
     return WhatIfBook.of(week, rows, model, champion.version, book, config.effects.confidence)
 
 
@@ -150,8 +151,15 @@ def _version(delta_table: DeltaTable | None) -> int | None:
     return None if delta_table is None else delta_table.version()
 
 
-def load(settings: Settings, config: MLConfig, served: Versions | None) -> Snapshot | None:
-    """A snapshot of the tables and the champion now; None when they are still those of `served`."""
+def load(settings: Settings, config: MLConfig, served: Snapshot | None) -> Snapshot | None:
+    """A snapshot of the tables and the champion now; None when they are still those `served` was read from.
+
+    What has not moved since `served` is kept rather than read and built again: the week's ranking when
+    neither its recommendations nor the outlets changed, the what-if's book when neither the planned rows,
+    the effects nor the champion did. A score commits its planned rows and its recommendations apart, so a
+    refresh can see one without the other; building the 2M rows of 100k outlets twice kept one core busy
+    for most of a minute (bench/RESULTS.md).
+    """
     recommendations = delta_log.open_table(GOLD_RECOMMENDATIONS, settings)
     if recommendations is None:
         raise NotReady("no week has been scored yet: run `lakehouse score --week W`")
@@ -173,14 +181,21 @@ def load(settings: Settings, config: MLConfig, served: Versions | None) -> Snaps
         retrain_requests=_version(requests),
         planned=_version(planned),
     )
-    if versions == served:
+    if served is not None and versions == served.versions:
         return None
     week = delta_log.latest_partition(recommendations, "week_start")
+    kept = served if served is not None and served.week == week else None
+
+    def unchanged(*tables: str) -> bool:
+        """Whether the kept snapshot was read from these same versions (fields of `Versions`)."""
+        return kept is not None and all(getattr(kept.versions, t) == getattr(versions, t) for t in tables)
+
+    keep_ranking = unchanged("recommendations", "outlets")
     champion_rows = [("model_name", "=", name), ("model_version", "=", champion.version)]
     snapshot = build_snapshot(
         week,
-        delta_log.snapshot_arrow(recommendations, list(RECOMMENDATION_COLUMNS), [("week_start", "=", week)]),
-        None if outlets is None else delta_log.snapshot_arrow(outlets, ["outlet_id", "channel"]),
+        kept if keep_ranking and kept is not None else _week_rows(recommendations, week),
+        None if outlets is None or keep_ranking else delta_log.snapshot_arrow(outlets, ["outlet_id", "channel"]),
         None if effects is None else delta_log.snapshot_arrow(effects, list(EFFECT_COLUMNS), champion_rows),
         None if lift is None else delta_log.snapshot_arrow(lift, list(MEASURED_LIFT_COLUMNS)),
         champion,
@@ -189,7 +204,13 @@ def load(settings: Settings, config: MLConfig, served: Versions | None) -> Snaps
         datetime.fromtimestamp(recommendations.history(1)[0]["timestamp"] / 1000, UTC),
         _monitored(settings, monitoring, requests),
     )
+    if kept is not None and unchanged("planned", "effects", "champion") and isinstance(kept.what_if, WhatIfBook):
+        return replace(snapshot, what_if=kept.what_if)
     return replace(snapshot, what_if=read_what_if(settings, config, week, planned, effects, champion))
+
+
+def _week_rows(recommendations: DeltaTable, week: Any) -> Any:
+    return delta_log.snapshot_arrow(recommendations, list(RECOMMENDATION_COLUMNS), [("week_start", "=", week)])
 
 
 def _monitored(
@@ -231,8 +252,7 @@ class Refresher:
         self._reload_tokens()
         current = self.svc.current
         try:
-            served = None if current.snapshot is None else current.snapshot.versions
-            snapshot = load(self.settings, self.config, served)
+            snapshot = load(self.settings, self.config, current.snapshot)
         except NotReady as exc:
             if current.snapshot is None and current.not_ready != str(exc):
                 current.not_ready = str(exc)
@@ -246,6 +266,8 @@ class Refresher:
             current.swap(snapshot)
             self.svc.metrics.loaded("swapped")
             log.info("serving week %s: %s rows, %s", snapshot.week, snapshot.ranked.num_rows, snapshot.versions)
+        # Each look, as the snapshot replaced is freed only once the requests that took it have answered.
+        _release_memory()
 
     def _reload_tokens(self) -> None:
         stat = _stat(self.settings.tokens_file)
@@ -274,6 +296,14 @@ class Refresher:
         finally:
             self._stop.set()
             thread.join(timeout=30)
+
+
+def _release_memory() -> None:
+    """Hand back to the OS what building a snapshot (and the one it replaced, once unused) left in Arrow's pool:
+    mimalloc keeps freed pages for reuse, and the resident size stayed hundreds of MB above the data served."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
 
 
 def _stat(path: Path) -> tuple[int, int] | None:

@@ -11,7 +11,7 @@ as Python dicts, a fraction of that as Arrow), ranked by net lift, with an index
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
@@ -94,6 +94,7 @@ MEASURED_LIFT_COLUMNS = (
     "model_version",
 )
 EFFECT_ORDER = [("method", "ascending"), ("brand", "ascending"), ("segment", "ascending"), ("effect", "ascending")]
+MAX_SELECTIONS = 256  # filtered listings kept per snapshot (brands x channels are a few dozen)
 LIFT_ORDER = [("week_start", "ascending"), ("experiment", "ascending"), ("brand", "ascending")]
 
 
@@ -135,14 +136,60 @@ class Snapshot:
     monitoring: tuple[MonitoredWeek, ...] = ()  # the model's health by week, oldest first (the /monitoring page)
     # The week's as-planned rows with the champion's serving flavour, or why the what-if cannot answer.
     what_if: WhatIfBook | str = "not loaded"
+    # (brand, channel) -> the row numbers of that listing, filled as listings are asked for (`selection`).
+    selections: dict[tuple[str | None, str | None], np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+
+    def selection(self, brand: str | None, channel: str | None) -> np.ndarray:
+        """Row numbers in `ranked` of a brand's and channel's recommendations (None: any), in rank order.
+
+        Filtering 2M rows takes milliseconds, so each listing is filtered once per snapshot and its row
+        numbers kept (4 bytes a row; at most MAX_SELECTIONS listings, as a filter's values come from callers).
+        """
+        key = (brand, channel)
+        numbers = self.selections.get(key)
+        if numbers is None:
+            keep = pa.repeat(True, self.ranked.num_rows)
+            for column, value in (("brand", brand), ("channel", channel)):
+                if value is not None:
+                    keep = pc.and_(keep, pc.fill_null(pc.equal(self.ranked.column(column), value), False))
+            numbers = np.flatnonzero(keep.to_numpy(zero_copy_only=False)).astype(np.int32)
+            if len(self.selections) < MAX_SELECTIONS:
+                self.selections[key] = numbers  # a dict's item assignment is atomic: racing requests agree
+        return numbers
 
 
 def _without_nan(table: pa.Table) -> pa.Table:
     """NaN doubles as nulls: JSON has no NaN, and a number that is not one is not shown."""
-    for i, field in enumerate(table.schema):
-        if pa.types.is_floating(field.type):
+    for i, column_field in enumerate(table.schema):
+        if pa.types.is_floating(column_field.type):
             column = table.column(i)
-            table = table.set_column(i, field, pc.if_else(pc.is_nan(column), None, column))
+            table = table.set_column(i, column_field, pc.if_else(pc.is_nan(column), None, column))
+    return table
+
+
+def compact(table: pa.Table) -> pa.Table:
+    """The table with each column of few distinct values dictionary-encoded (at most one value in four rows
+    distinct: a brand, a channel, an outlet's attributes repeated over its products, the week's constants),
+    so a row holds a 4-byte index instead of the value. Readers see the same values (`to_pylist`, `take`,
+    filters); `pa.Table.cast` to the original schema decodes them."""
+    for i, column_field in enumerate(table.schema):
+        kind = column_field.type
+        if pa.types.is_boolean(kind) or pa.types.is_dictionary(kind) or pa.types.is_nested(kind):
+            continue
+        column = table.column(i).combine_chunks()
+        encoded = pc.dictionary_encode(column)
+        if len(encoded.dictionary) * 4 <= len(encoded) and encoded.nbytes < column.nbytes:
+            table = table.set_column(i, column_field.name, encoded)
+    return table
+
+
+def decoded(table: pa.Table) -> pa.Table:
+    """The table with its dictionary-encoded columns as their values' type again (before `to_pylist`, which
+    is several times slower on dictionary columns)."""
+    for i, column_field in enumerate(table.schema):
+        if pa.types.is_dictionary(column_field.type):
+            value_type = column_field.type.value_type
+            table = table.set_column(i, column_field.with_type(value_type), table.column(i).cast(value_type))
     return table
 
 
@@ -159,7 +206,7 @@ def outlet_index(ranked: pa.Table) -> dict[str, np.ndarray]:
 
 def build_snapshot(
     week: date,
-    recommendations: pa.Table,
+    recommendations: pa.Table | Snapshot,
     channels: pa.Table | None,
     effects: pa.Table | None,
     lift: pa.Table | None,
@@ -170,16 +217,25 @@ def build_snapshot(
     monitoring: tuple[MonitoredWeek, ...] = (),
 ) -> Snapshot:
     """A snapshot of one week's recommendations (`channels`: outlet_id -> channel, if known), the champion's
-    effects and every week's lift (None: not written yet), and the monitored weeks."""
-    if channels is None:
-        with_channel = recommendations.append_column("channel", pa.nulls(recommendations.num_rows, pa.string()))
+    effects and every week's lift (None: not written yet), and the monitored weeks. `recommendations` may be
+    a snapshot of the same week, whose ranking (and the listings filtered from it) the new one shares."""
+    if isinstance(recommendations, Snapshot):
+        kept = recommendations
+        ranked, by_outlet, selections = kept.ranked, kept.by_outlet, kept.selections
     else:
-        with_channel = recommendations.join(channels.select(["outlet_id", "channel"]), "outlet_id")
-    ranked = _without_nan(with_channel.sort_by(list(report.TOP_ORDER)).combine_chunks())
+        # One table at a time, each step's input let go as its output is made (this frame's name included),
+        # so building holds about two copies of the week at once, not one per step.
+        table = _with_channel(recommendations, channels)
+        del recommendations
+        table = table.combine_chunks()
+        table = _without_nan(table.take(pc.sort_indices(table, list(report.TOP_ORDER))))
+        by_outlet = outlet_index(table)
+        ranked, selections = compact(table), {}
+        del table
     return Snapshot(
         week=week,
         ranked=ranked,
-        by_outlet=outlet_index(ranked),
+        by_outlet=by_outlet,
         effects=[] if effects is None else records(_without_nan(effects.sort_by(EFFECT_ORDER))),
         lift=[] if lift is None else records(_without_nan(lift.sort_by(LIFT_ORDER))),
         champion=champion,
@@ -187,29 +243,52 @@ def build_snapshot(
         loaded_at=loaded_at,
         scored_at=scored_at,
         monitoring=monitoring,
+        selections=selections,
     )
+
+
+def _with_channel(recommendations: pa.Table, channels: pa.Table | None) -> pa.Table:
+    """The rows with their outlet's channel (null for an outlet silver_outlets lacks): a lookup, not a join,
+    which would copy every column of the week."""
+    if channels is None:
+        channel = pa.nulls(recommendations.num_rows, pa.string())
+    else:
+        at = pc.index_in(recommendations.column("outlet_id"), value_set=channels.column("outlet_id").combine_chunks())
+        channel = channels.column("channel").take(at)
+    return recommendations.append_column("channel", channel)
 
 
 def outlet_rows(snapshot: Snapshot, outlet_id: str) -> list[dict] | None:
     """One outlet's recommendations, largest net lift first; None for an outlet the week does not have."""
     rows = snapshot.by_outlet.get(outlet_id)
-    return None if rows is None else records(snapshot.ranked.take(rows))
+    return None if rows is None else records(decoded(snapshot.ranked.take(rows)))
 
 
-def ranked_rows(snapshot: Snapshot, brand: str | None, channel: str | None, top: int | None) -> pa.Table:
+@dataclass(frozen=True)
+class Ranked:
+    """A listing: the rows `numbers` of `table` (None: every row), in rank order, the first `num_rows` of them."""
+
+    table: pa.Table
+    numbers: np.ndarray | None
+    num_rows: int
+
+
+def ranked_rows(snapshot: Snapshot, brand: str | None, channel: str | None, top: int | None) -> Ranked:
     """The week's recommendations of a brand and channel (None: any), largest net lift first, at most `top`."""
-    table = snapshot.ranked
-    if brand is not None:
-        table = table.filter(pc.field("brand") == brand)
-    if channel is not None:
-        table = table.filter(pc.field("channel") == channel)
-    return table if top is None else table.slice(0, top)
+    numbers = None if brand is None and channel is None else snapshot.selection(brand, channel)
+    total = snapshot.ranked.num_rows if numbers is None else len(numbers)
+    return Ranked(snapshot.ranked, numbers, total if top is None else min(top, total))
 
 
-def page(rows: pa.Table, offset: int, limit: int) -> tuple[list[dict], int | None]:
+def page(rows: Ranked, offset: int, limit: int) -> tuple[list[dict], int | None]:
     """Rows `offset` to `offset + limit` and the offset of the next page (None on the last)."""
+    end = max(offset, min(offset + limit, rows.num_rows))
+    if rows.numbers is None:
+        chosen = rows.table.slice(offset, end - offset)
+    else:
+        chosen = rows.table.take(rows.numbers[offset:end])
     following = offset + limit
-    return records(rows.slice(offset, limit)), following if following < rows.num_rows else None
+    return records(decoded(chosen)), following if following < rows.num_rows else None
 
 
 def lift_rows(snapshot: Snapshot, week: date | None) -> list[dict]:

@@ -25,11 +25,13 @@ from datetime import date
 from statistics import NormalDist
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from lakehouse.policy import Action
 from lakehouse.scoring.lifts import ALL, EffectBook, lift
+from lakehouse.serving.snapshot import compact, outlet_index
 
 # The scoring action's rule (`model_inputs._with_plan`): columns that scale with the own price.
 PRICE_SCALED = ("unit_price", "price_index", "price_vs_competitors")
@@ -54,9 +56,11 @@ class WhatIfBook:
     """What a snapshot needs for what-ifs: the week's planned rows, the champion's flavour and effects."""
 
     week: date
-    rows: pa.Table
-    index: Mapping[tuple[str, str], int]  # (outlet_id, product_id) -> row number in `rows`
-    outlets: frozenset[str]
+    rows: pa.Table  # compacted (`snapshot.compact`); a row is decoded to `schema`, as read, when answered
+    schema: pa.Schema
+    # outlet_id -> its row numbers in `rows` (an outlet's few products are then searched: a dict of every
+    # outlet x product's key would hold 2M tuples at 100k outlets x 20 products, about 0.5 GB)
+    outlets: Mapping[str, np.ndarray]
     model: Any  # the champion's serving flavour (an MLflow pyfunc model)
     model_version: str
     effects: EffectBook
@@ -66,9 +70,15 @@ class WhatIfBook:
     def of(
         cls, week: date, rows: pa.Table, model: Any, model_version: str, effects: EffectBook, confidence: float
     ) -> WhatIfBook:
-        outlets = rows.column("outlet_id").to_pylist()
-        index = {key: i for i, key in enumerate(zip(outlets, rows.column("product_id").to_pylist(), strict=True))}
-        return cls(week, rows, index, frozenset(outlets), model, model_version, effects, confidence)
+        return cls(week, compact(rows), rows.schema, outlet_index(rows), model, model_version, effects, confidence)
+
+    def row_number(self, outlet_id: str, product_id: str) -> int | None:
+        """Where the outlet x product's planned row is in `rows`, if the week has it."""
+        numbers = self.outlets.get(outlet_id)
+        if numbers is None:
+            return None
+        products = self.rows.column("product_id").take(numbers).to_pylist()
+        return int(numbers[products.index(product_id)]) if product_id in products else None
 
 
 def proposal_of(request: Any) -> Proposal:
@@ -135,10 +145,10 @@ def interval(book: WhatIfBook, row: Mapping[str, Any], log_price_change: float, 
 
 def answer(book: WhatIfBook, outlet_id: str, product_id: str, proposal: Proposal) -> dict | None:
     """The as-planned and proposed forecasts, the lift and its interval; None when the week has no such row."""
-    at = book.index.get((outlet_id, product_id))
+    at = book.row_number(outlet_id, product_id)
     if at is None:
         return None
-    planned = book.rows.slice(at, 1).to_pandas()
+    planned = book.rows.slice(at, 1).cast(book.schema).to_pandas()
     proposed = with_proposal(planned, proposal)
     both = pd.concat([planned, proposed], ignore_index=True)
     planned_units, predicted_units = (float(v) for v in book.model.predict(both))

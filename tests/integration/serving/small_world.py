@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 from deltalake import write_deltalake
 
-from lakehouse.contracts.model import load_contract
+from lakehouse.contracts.arrow import contract_schema
 from lakehouse.io.catalog import (
     GOLD_EFFECTS,
     GOLD_LIFT,
@@ -29,45 +29,11 @@ from lakehouse.settings import Settings
 OUTLETS = {"outlet-1": "retail", "outlet-2": "retail", "outlet-3": "digital", "outlet-4": "foodservice"}
 PRODUCTS = {"P1": "B1", "P2": "B2", "P3": "B1"}
 MODEL = "transaction_drivers"
-SIMPLE = {
-    "string": pa.string(),
-    "double": pa.float64(),
-    "bigint": pa.int64(),
-    "int": pa.int32(),
-    "boolean": pa.bool_(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-}
-
-
-def _split(body: str) -> list[str]:
-    """Comma-separated parts of a type's body, at the top level only."""
-    parts, depth, start = [], 0, 0
-    for i, char in enumerate(body):
-        depth += {"<": 1, ">": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            parts.append(body[start:i])
-            start = i + 1
-    return [*parts, body[start:]]
-
-
-def arrow_type(spark_type: str) -> pa.DataType:
-    """The Arrow type of a contract's physicalType (Spark's names: array<...>, map<...>, struct<a:t,...>)."""
-    if spark_type.startswith("array<"):
-        return pa.list_(arrow_type(spark_type[6:-1]))
-    if spark_type.startswith("map<"):
-        key, value = _split(spark_type[4:-1])
-        return pa.map_(arrow_type(key), arrow_type(value))
-    if spark_type.startswith("struct<"):
-        fields = (f.split(":", 1) for f in _split(spark_type[7:-1]))
-        return pa.struct([pa.field(name, arrow_type(kind)) for name, kind in fields])
-    return SIMPLE[spark_type]
 
 
 def write(table: Table, settings: Settings, rows: list[dict[str, Any]]) -> None:
     """Append `rows` to `table`, shaped by its contract (columns a row lacks are null)."""
-    contract = load_contract(table.contract, settings.contracts_dir)
-    schema = pa.schema([pa.field(c.name, arrow_type(c.physical_type)) for c in contract.columns])
+    schema = contract_schema(table.contract, settings.contracts_dir)
     write_deltalake(
         table.path(settings), pa.Table.from_pylist(rows, schema), mode="append", partition_by=list(table.partition_by)
     )
