@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
@@ -37,6 +39,11 @@ class PipelineStages(PythonModel):
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.Series:
         return serving_model.predict(self.stages, self.regressor, model_input)
 
+    def predict_columns(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The same predictions for rows given as a numpy array per column: the service's what-if scores two
+        rows, where building a frame and MLflow's checks of it cost several times the model (bench/RESULTS.md)."""
+        return serving_model.predict_columns(self.stages, self.regressor, columns)
+
 
 def log_serving_flavour(model: Any, pip_requirements: list[str]) -> str:
     """Log the pipeline's serving flavour in the active run; its model URI (also tagged on the run)."""
@@ -56,6 +63,15 @@ def log_serving_flavour(model: Any, pip_requirements: list[str]) -> str:
 def load_serving_flavour(model_uri: str) -> Any:
     """The pyfunc model at `model_uri` (no Spark session)."""
     return mlflow.pyfunc.load_model(model_uri)
+
+
+def stages_of(pyfunc_model: Any) -> PipelineStages:
+    """The `PipelineStages` a loaded flavour wraps: the service calls its `predict_columns` directly, past the
+    pyfunc wrapper's checks of a frame."""
+    model = pyfunc_model.unwrap_python_model()
+    if not isinstance(model, PipelineStages):
+        raise TypeError(f"{type(model).__name__} is not the platform's serving flavour")
+    return model
 
 
 def max_relative_difference(expected: pd.Series, actual: pd.Series) -> float:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -162,6 +162,8 @@ def as_float(values: Any) -> np.ndarray:
     """A column as float64, null as NaN (booleans 1.0 / 0.0: Spark's CAST .. AS DOUBLE)."""
     if isinstance(values, np.ndarray) and values.dtype == np.float64:
         return values  # a stage's output
+    if isinstance(values, np.ndarray) and values.dtype.kind in "biu":
+        return values.astype("float64")
     if isinstance(values, pd.Series) and values.dtype.kind in "biuf":
         return values.to_numpy(dtype="float64", na_value=np.nan)  # what to_numeric would give, without its checks
     return pd.to_numeric(values, errors="raise").astype("float64").to_numpy(na_value=np.nan)
@@ -238,10 +240,14 @@ def load_regressor(path: str, missing: float) -> Any:
 
 class Columns:
     """The rows' columns and the stages' outputs by name: the stages add arrays here rather than each copy a frame,
-    and a numeric or boolean input column is read as float64 once, however many expressions read it."""
+    and a numeric or boolean input column is read as float64 once, however many expressions read it.
 
-    def __init__(self, rows: pd.DataFrame) -> None:
+    The rows are a pandas frame (what the pyfunc is given) or a mapping of column name to a numpy array per
+    column (what the service builds for a what-if's two rows, without pandas' cost per column)."""
+
+    def __init__(self, rows: Mapping[str, Any]) -> None:
         self.rows, self.added, self.floats = rows, dict[str, np.ndarray](), dict[str, np.ndarray]()
+        self.length = len(rows) if isinstance(rows, pd.DataFrame) else len(next(iter(rows.values()), ()))
 
     def __getitem__(self, name: str) -> Any:
         if name in self.added:
@@ -254,10 +260,16 @@ class Columns:
         return self.floats[name]
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return self.length
 
 
-def stage_outputs(stages: list[dict], regressor: Any, rows: pd.DataFrame) -> dict[str, np.ndarray]:
+def _indices(values: Any, labels: list[str]) -> np.ndarray:
+    """A string indexer's output: each value's position in the fitted labels, unseen values and nulls the next."""
+    index = {label: float(i) for i, label in enumerate(labels)}
+    return np.fromiter((index.get(v, float(len(index))) for v in values), dtype="float64", count=len(values))
+
+
+def stage_outputs(stages: list[dict], regressor: Any, rows: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Every stage's output columns for the rows, as float64 arrays, computed in the pipeline's order."""
     frame = Columns(rows)
     for stage in stages:
@@ -267,11 +279,7 @@ def stage_outputs(stages: list[dict], regressor: Any, rows: pd.DataFrame) -> dic
             )
         elif stage["kind"] == "index":
             for column, output, labels in zip(stage["inputs"], stage["outputs"], stage["labels"], strict=True):
-                index = {label: float(i) for i, label in enumerate(labels)}
-                values = pd.Series(frame[column], index=rows.index)
-                frame.added[output] = values.map(lambda v, index=index: index.get(v, float(len(index)))).to_numpy(
-                    "float64"
-                )
+                frame.added[output] = _indices(frame[column], labels)
         else:
             features = np.column_stack([as_float(frame[c]) for c in stage["features"]])
             frame.added[stage["output"]] = regressor.predict(features, validate_features=False).astype("float64")
@@ -300,3 +308,8 @@ def predict(stages: list[dict], regressor: Any, rows: pd.DataFrame) -> pd.Series
     """The pipeline's output column for the rows, in their order."""
     output = output_column(stages)
     return pd.Series(stage_outputs(stages, regressor, rows)[output], index=rows.index, name=output)
+
+
+def predict_columns(stages: list[dict], regressor: Any, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+    """`predict` on rows given as one numpy array per column (a few rows: no frame to build)."""
+    return stage_outputs(stages, regressor, columns)[output_column(stages)]

@@ -113,7 +113,7 @@ def serving_flavour(tracking_uri: str, run_id: str) -> Any:
     if flavour.URI_TAG not in tags:
         return f"the champion (run {run_id}) has no serving flavour: {tags.get('serving.flavour', 'trained before it')}"
     mlflow.set_tracking_uri(tracking_uri)  # the service reads one store; the flavour's artifacts are in it
-    return flavour.load_serving_flavour(tags[flavour.URI_TAG])
+    return flavour.stages_of(flavour.load_serving_flavour(tags[flavour.URI_TAG]))
 
 
 def read_what_if(

@@ -26,7 +26,6 @@ from statistics import NormalDist
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from lakehouse.policy import Action
@@ -61,7 +60,7 @@ class WhatIfBook:
     # outlet_id -> its row numbers in `rows` (an outlet's few products are then searched: a dict of every
     # outlet x product's key would hold 2M tuples at 100k outlets x 20 products, about 0.5 GB)
     outlets: Mapping[str, np.ndarray]
-    model: Any  # the champion's serving flavour (an MLflow pyfunc model)
+    model: Any  # the champion's serving flavour (`serving_flavour.PipelineStages`: `predict_columns`)
     model_version: str
     effects: EffectBook
     confidence: float
@@ -86,21 +85,35 @@ def proposal_of(request: Any) -> Proposal:
     return Proposal(request.unit_price, request.price_change, request.deal, request.feature, request.display)
 
 
-def with_proposal(planned: pd.DataFrame, proposal: Proposal) -> pd.DataFrame:
-    """The planned row(s) under the proposal (the same columns; unchanged ones as they were)."""
+def with_proposal(planned: Mapping[str, Any], proposal: Proposal) -> dict[str, Any]:
+    """The planned row under the proposal (the same columns; unchanged ones as they were, null stays null)."""
     factor = 1.0 + (proposal.price_change or 0.0)
     if proposal.unit_price is not None:
         factor = proposal.unit_price / planned["unit_price"]
-    row = planned.copy()
+    row = dict(planned)
     if proposal.unit_price is not None or proposal.price_change:
         for column in PRICE_SCALED:
-            row[column] = planned[column] * factor
-        row["log_price"] = row["unit_price"].map(math.log)
+            row[column] = None if planned[column] is None else planned[column] * factor
+        row["log_price"] = math.log(row["unit_price"])
     for name, column in FLAGS.items():
         value = getattr(proposal, name)
         if value is not None:
             row[column] = value
     return row
+
+
+def columns_of(rows: list[dict[str, Any]], schema: pa.Schema) -> dict[str, np.ndarray]:
+    """A few rows as the flavour's `predict_columns` takes them: numbers and flags as float64 (null: NaN),
+    anything else as objects."""
+    columns = {}
+    for field in schema:
+        values = [row[field.name] for row in rows]
+        kind = field.type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
+            columns[field.name] = np.array([np.nan if v is None else float(v) for v in values])
+        else:
+            columns[field.name] = np.array(values, dtype=object)
+    return columns
 
 
 def segments(book: EffectBook, row: Mapping[str, Any]) -> tuple[str, ...]:
@@ -148,14 +161,13 @@ def answer(book: WhatIfBook, outlet_id: str, product_id: str, proposal: Proposal
     at = book.row_number(outlet_id, product_id)
     if at is None:
         return None
-    planned = book.rows.slice(at, 1).cast(book.schema).to_pandas()
-    proposed = with_proposal(planned, proposal)
-    both = pd.concat([planned, proposed], ignore_index=True)
-    planned_units, predicted_units = (float(v) for v in book.model.predict(both))
-    row = planned.iloc[0].to_dict()
+    row = book.rows.slice(at, 1).to_pylist()[0]
+    proposed = with_proposal(row, proposal)
+    both = columns_of([row, proposed], book.schema)
+    planned_units, predicted_units = (float(v) for v in book.model.predict_columns(both))
     lift_units = predicted_units - planned_units
-    log_price_change = math.log(float(proposed["unit_price"].iloc[0]) / float(row["unit_price"]))
-    flags_on = {name: bool(proposed[column].iloc[0]) and not bool(row[column]) for name, column in FLAGS.items()}
+    log_price_change = math.log(float(proposed["unit_price"]) / float(row["unit_price"]))
+    flags_on = {name: bool(proposed[column]) and not bool(row[column]) for name, column in FLAGS.items()}
     return {
         "outlet_id": outlet_id,
         "product_id": product_id,
@@ -163,10 +175,10 @@ def answer(book: WhatIfBook, outlet_id: str, product_id: str, proposal: Proposal
         "week": book.week,
         "model_version": book.model_version,
         "planned_unit_price": float(row["unit_price"]),
-        "unit_price": float(proposed["unit_price"].iloc[0]),
-        "is_on_deal": bool(proposed["is_on_deal"].iloc[0]),
-        "is_featured": bool(proposed["is_featured"].iloc[0]),
-        "has_display": bool(proposed["has_display"].iloc[0]),
+        "unit_price": float(proposed["unit_price"]),
+        "is_on_deal": bool(proposed["is_on_deal"]),
+        "is_featured": bool(proposed["is_featured"]),
+        "has_display": bool(proposed["has_display"]),
         "planned_units": planned_units,
         "predicted_units": predicted_units,
         "lift_units": lift_units,

@@ -36,6 +36,15 @@ def _frame(df) -> pd.DataFrame:
     return pd.DataFrame([r.asDict() for r in df.orderBy("outlet_id").collect()])
 
 
+def _records(df) -> list[dict]:
+    return [r.asDict() for r in df.orderBy("outlet_id").collect()]
+
+
+def _close(row: dict) -> dict:
+    """The row with its floats compared to 1e-15 relative (for ==), the rest exactly."""
+    return {k: pytest.approx(v, rel=1e-15) if isinstance(v, float) else v for k, v in row.items()}
+
+
 @pytest.mark.parametrize(
     ("action", "proposal"),
     [
@@ -46,16 +55,23 @@ def _frame(df) -> pd.DataFrame:
 )
 def test_a_proposal_changes_a_row_as_the_scoring_action_does(spark, action, proposal):
     rows = spark.createDataFrame(ROWS, SCHEMA)
-    expected = _frame(with_action(rows, action))
-    actual = what_if.with_proposal(_frame(rows), proposal)
-    pd.testing.assert_frame_equal(actual, expected, check_exact=False, rtol=1e-15)
+    expected = _records(with_action(rows, action))
+    actual = [what_if.with_proposal(row, proposal) for row in _records(rows)]
+    assert actual == [_close(row) for row in expected]
 
 
 def test_an_absolute_price_is_the_same_proposal_as_its_relative_change(spark):
-    planned = _frame(spark.createDataFrame(ROWS[:1], SCHEMA))
+    (planned,) = _records(spark.createDataFrame(ROWS[:1], SCHEMA))
     by_price = what_if.with_proposal(planned, Proposal(unit_price=1.5))
     by_change = what_if.with_proposal(planned, Proposal(price_change=-0.25))
-    pd.testing.assert_frame_equal(by_price, by_change, check_exact=False, rtol=1e-15)
+    assert by_price == _close(by_change)
+
+
+def test_the_flavours_columns_are_floats_for_numbers_and_flags_and_nan_for_null():
+    schema = pa.schema([("outlet_id", pa.string()), ("unit_price", pa.float64()), ("is_on_deal", pa.bool_())])
+    columns = what_if.columns_of([{"outlet_id": "o1", "unit_price": None, "is_on_deal": True}], schema)
+    assert columns["outlet_id"].tolist() == ["o1"] and columns["is_on_deal"].tolist() == [1.0]
+    assert columns["unit_price"].dtype == "float64" and math.isnan(columns["unit_price"][0])
 
 
 def test_an_outlets_segments_are_those_scoring_keys_it_by(spark):
@@ -79,8 +95,8 @@ def test_an_outlets_segments_are_those_scoring_keys_it_by(spark):
 class _Planned:
     """A stand-in model that forecasts 100 units as planned and 130 on deal (the interval reads no model)."""
 
-    def predict(self, rows: pd.DataFrame) -> pd.Series:
-        return pd.Series([130.0 if deal else 100.0 for deal in rows["is_on_deal"]])
+    def predict_columns(self, columns: dict) -> list[float]:
+        return [130.0 if deal else 100.0 for deal in columns["is_on_deal"]]
 
 
 def test_the_interval_is_the_effects_lift_of_the_proposal_as_recommendations_compute_it(spark):
