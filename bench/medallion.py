@@ -2,8 +2,10 @@
 
 For each size, in a fresh process (so peak memory is per size): generate a CSV delivery, time
 (floor) Spark reading the raw files and writing them to Parquet with no logic, then ingest (bronze),
-build silver, build gold over every week. Reports rows/s per stage, the ratio of the whole medallion
-to the floor, the 20M/5M time ratio, and peak memory of the Python driver and of the Spark JVM.
+build silver, build gold over every week. Then the hand-written peer (`bench.medallion_peer`: the same tables
+without the guarantees) and the same logic in DuckDB, in the same process. Reports rows/s per stage, the ratio
+of the whole medallion to the floor and to the peer, the 20M/5M time ratio, and peak memory of the Python driver
+and of the Spark JVM.
 Usage: python -m bench.medallion [--rows 1000000 5000000 20000000] [--results bench/RESULTS.md]
 """
 
@@ -19,6 +21,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from bench import medallion_peer
 from bench.harness import jvm_peak_heap_mb, jvm_peak_rss_mb, publish, python_peak_rss_mb, run_child
 
 PRODUCTS, WEEKS = 20, 50
@@ -93,8 +96,14 @@ def run_one(rows: int, workdir: Path) -> dict:
     build_gold(spark, settings, START, last)
     timings["gold"] = time.perf_counter() - start
 
+    # The peer after the platform, in the same (by then warmer) JVM: if anything, that flatters the peer.
+    peer = medallion_peer.run(spark, raw, workdir / "peer", utc_now())
+    duck = medallion_peer.duckdb_medallion(raw, workdir / "duckdb")
+    timings.update({f"peer_{k}": v for k, v in peer.items()}, **{f"duckdb_{k}": v for k, v in duck.items()})
+
     n = result.rows
     medallion = timings["bronze"] + timings["silver"] + timings["gold"]
+    peer_s = peer["silver"] + peer["gold"]
     return {
         "rows": n,
         "files": files,
@@ -102,6 +111,12 @@ def run_one(rows: int, workdir: Path) -> dict:
         **{f"{k}_rows_per_s": round(n / timings[k]) for k in ("floor", "bronze", "silver", "gold")},
         "medallion_s": round(medallion, 1),
         "ratio_to_floor": round(medallion / timings["floor"], 2),
+        "peer_s": round(peer_s, 1),
+        "ratio_to_peer": round(medallion / peer_s, 2),
+        # The peer reads the raw files into silver in one stage: the platform's bronze and silver against it.
+        "bronze_silver_to_peer": round((timings["bronze"] + timings["silver"]) / peer["silver"], 2),
+        "gold_to_peer": round(timings["gold"] / peer["gold"], 2),
+        "duckdb_s": round(duck["silver"] + duck["gold"], 1),
         "python_peak_rss_mb": python_peak_rss_mb(),
         "jvm_peak_heap_mb": round(jvm_peak_heap_mb(spark)),
         "jvm_peak_rss_mb": round(jvm_peak_rss_mb(spark)),
@@ -125,6 +140,17 @@ def report(results: list[dict]) -> str:
     if 20_000_000 in by_rows and 5_000_000 in by_rows:
         scale = by_rows[20_000_000]["medallion_s"] / by_rows[5_000_000]["medallion_s"]
         lines.append(f"\nCost linearity: medallion time 20M / 5M = {scale:.2f} (goal <= 4.5).")
+    lines += [
+        "",
+        "| rows | medallion s | peer s | x peer (goal <= 1.5) | bronze + silver / peer silver | gold / peer gold "
+        "| x floor (goal <= 10) | DuckDB s (context) |",
+        "|" + "---|" * 8,
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['rows']:,} | {r['medallion_s']} | {r['peer_s']} | {r['ratio_to_peer']} | "
+            f"{r['bronze_silver_to_peer']} | {r['gold_to_peer']} | {r['ratio_to_floor']} | {r['duckdb_s']} |"
+        )
     return "\n".join(lines)
 
 
