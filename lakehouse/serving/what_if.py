@@ -55,8 +55,8 @@ class WhatIfBook:
     """What a snapshot needs for what-ifs: the week's planned rows, the champion's flavour and effects."""
 
     week: date
-    rows: pa.Table  # compacted (`snapshot.compact`); a row is decoded to `schema`, as read, when answered
-    schema: pa.Schema
+    rows: pa.Table  # compacted (`snapshot.compact`); a row is decoded (`to_pylist`) when answered
+    schema: pa.Schema  # the rows as read: which columns the flavour gets as numbers
     # outlet_id -> its row numbers in `rows` (an outlet's few products are then searched: a dict of every
     # outlet x product's key would hold 2M tuples at 100k outlets x 20 products, about 0.5 GB)
     outlets: Mapping[str, np.ndarray]
