@@ -5,7 +5,9 @@ What dag.test() cannot show: the scheduler creates and queues the runs, the exec
 in its own process that reports to the execution API, runs of different kinds (the run unpausing
 starts, a manual run, backfill runs) share the writers' pool instead of racing on Delta tables, and
 the tables come out as the same weeks built in-process, and the pseudonymisation key, given only as
-the Airflow connection, reaches the jobs and no log, rendered field or command line. This is the test of
+the Airflow connection, reaches the jobs and no log, rendered field or command line. PostgreSQL restarts
+under a running Spark task: the scheduler exits with the error and, started again as Kubernetes would,
+completes every run with no step skipped (docs/runbooks/failures.md). This is the test of
 the production path (a spark-submit per task); tests/dags/test_dags.py runs the same DAGs in-process.
 That re-running a run changes nothing is the jobs' property, shown without a scheduler (test_dags
 re-runs the DAG in-process; the backfill again, four more spark-submits, took a third of this test's 760 s).
@@ -38,6 +40,11 @@ pytestmark = pytest.mark.slow  # real servers: see the module docstring
 DAG_ID = "ingest_and_build"
 WEEKS = [date(2024, 1, 1), date(2024, 1, 8)]
 OUTLETS, PRODUCTS = 20, 3
+# Longer than the scheduler's idle loop (1 s), so the scheduler meets the outage; shorter than the ~12 s of
+# failed calls (3 heartbeats of 5 attempts, with backoff) after which a task's supervisor ends the task.
+DB_DOWN_SECONDS = 5
+# What the scheduler logs before it exits on a lost metadata database (airflow/jobs/scheduler_job_runner.py).
+SCHEDULER_DB_ERROR = "Exception when executing SchedulerJob._run_scheduler_loop"
 # The pseudonymisation key as a deployment gives it: only as the Airflow connection, not in the environment.
 CONNECTION_SECRET = "airflow-connection-pii-key-00112233445566778899aabbccddeeff"
 
@@ -51,7 +58,13 @@ def landing(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def airflow(landing: Path, tmp_path_factory) -> Iterator[servers.Airflow]:
+def metadata_db() -> Iterator[servers.Postgres]:
+    with servers.postgres(databases=("airflow",)) as pg:
+        yield pg
+
+
+@pytest.fixture(scope="module")
+def airflow(metadata_db: servers.Postgres, landing: Path, tmp_path_factory) -> Iterator[servers.Airflow]:
     work = tmp_path_factory.mktemp("airflow")
     env = {
         "AIRFLOW_CONN_SPARK_DEFAULT": SPARK_DEFAULT,
@@ -62,50 +75,80 @@ def airflow(landing: Path, tmp_path_factory) -> Iterator[servers.Airflow]:
         "AIRFLOW_CONN_LAKEHOUSE_PII": json.dumps({"conn_type": "generic", "password": CONNECTION_SECRET}),
     }
     without = (PII_SECRET_ENV,)  # the key only as the connection, as a deployment gives it
-    with (
-        servers.postgres(databases=("airflow",)) as pg,
-        servers.airflow(pg.url("airflow"), DAGS, work, env, without) as af,
-    ):
+    with servers.airflow(metadata_db.url("airflow"), DAGS, work, env, without) as af:
         # What `make up` and `make run` do: without the pool, the scheduler never queues a Spark task.
         create = "from lakehouse.orchestration import create_pools; create_pools()"
         subprocess.run([sys.executable, "-c", create], env=af.env, check=True, capture_output=True)
         yield af
 
 
-def _runs(af: servers.Airflow) -> dict[str, tuple[str, str]]:
-    """run_id -> (run_type, state) of the DAG's runs, read from the metadata database."""
+def _query(af: servers.Airflow, sql: str) -> list[tuple]:
+    """The rows of `sql` (with the DAG's id as its one parameter) from the metadata database."""
     import psycopg2
 
     with psycopg2.connect(af.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("+psycopg2", "")) as conn:
         with conn.cursor() as cur:
-            cur.execute("SELECT run_id, run_type, state FROM dag_run WHERE dag_id = %s", (DAG_ID,))
-            return {run_id: (run_type, state) for run_id, run_type, state in cur.fetchall()}
+            cur.execute(sql, (DAG_ID,))
+            return cur.fetchall()
+
+
+def _runs(af: servers.Airflow) -> dict[str, tuple[str, str]]:
+    """run_id -> (run_type, state) of the DAG's runs."""
+    rows = _query(af, "SELECT run_id, run_type, state FROM dag_run WHERE dag_id = %s")
+    return {run_id: (run_type, state) for run_id, run_type, state in rows}
+
+
+def _task_states(af: servers.Airflow) -> dict[tuple[str, str], str | None]:
+    """(run_id, task_id) -> state of the DAG's task instances."""
+    rows = _query(af, "SELECT run_id, task_id, state FROM task_instance WHERE dag_id = %s")
+    return {(run_id, task_id): state for run_id, task_id, state in rows}
 
 
 def _rendered_fields(af: servers.Airflow) -> list[str]:
     """Every task's rendered template fields as the scheduler stored them (JSON text)."""
-    import psycopg2
-
-    with psycopg2.connect(af.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("+psycopg2", "")) as conn:
-        with conn.cursor() as cur:
-            cur.execute("SELECT rendered_fields FROM rendered_task_instance_fields WHERE dag_id = %s", (DAG_ID,))
-            return [json.dumps(fields) for (fields,) in cur.fetchall()]
+    rows = _query(af, "SELECT rendered_fields FROM rendered_task_instance_fields WHERE dag_id = %s")
+    return [json.dumps(fields) for (fields,) in rows]
 
 
-def _wait_for_runs(af: servers.Airflow, count: int, timeout: float = 1200) -> dict[str, tuple[str, str]]:
-    """Until `count` runs exist and none is queued or running; fails with the scheduler's log on timeout."""
+def _tail(path: Path, chars: int = 4000) -> str:
+    return path.read_text(errors="replace")[-chars:]
+
+
+def _wait_for_a_running_task(af: servers.Airflow, timeout: float = 600) -> tuple[str, str]:
+    """(run_id, task_id) of a task instance in state running; fails with the scheduler's log on timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        running = [key for key, state in _task_states(af).items() if state == "running"]
+        if running:
+            return running[0]
+        time.sleep(1)
+    pytest.fail(f"no task running after {timeout:.0f} s: {_task_states(af)}\n{_tail(af.log('scheduler'))}")
+
+
+def _wait_for_runs(
+    af: servers.Airflow, count: int, timeout: float = 1200
+) -> tuple[dict[str, tuple[str, str]], list[str]]:
+    """Until `count` runs exist and none is queued or running, starting the scheduler again whenever it
+    exits, as Kubernetes restarts a container. Returns the runs and, per exit, the scheduler's log until then.
+
+    Fails with the scheduler's log on timeout.
+    """
+    exits: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        scheduler = af.procs["scheduler"]
+        if scheduler.poll() is not None:
+            exits.append(f"exit code {scheduler.returncode}\n{af.log('scheduler').read_text(errors='replace')}")
+            af.start("scheduler")
         runs = _runs(af)
         if len(runs) >= count and all(state in ("success", "failed") for _, state in runs.values()):
-            return runs
+            return runs, exits
         time.sleep(5)
-    log = (af.home.parent / "scheduler.log").read_text(errors="replace")[-4000:]
-    pytest.fail(f"runs not finished after {timeout:.0f} s: {_runs(af)}\n{log}")
+    pytest.fail(f"runs not finished after {timeout:.0f} s: {_runs(af)}\n{_tail(af.log('scheduler'))}")
 
 
 def test_a_manual_run_and_a_backfill_through_the_scheduler(
-    spark, airflow: servers.Airflow, landing: Path, tmp_path, monkeypatch
+    spark, airflow: servers.Airflow, metadata_db: servers.Postgres, landing: Path, tmp_path, monkeypatch
 ):
     # Unpausing starts the run of the latest complete week (catchup is off): it lands every delivery
     # and builds a week with no sales. A manual run triggered through the REST API covers the week
@@ -114,9 +157,22 @@ def test_a_manual_run_and_a_backfill_through_the_scheduler(
     run = airflow.api("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": "2024-01-15T06:00:00Z"})
     assert run["data_interval_start"].startswith("2024-01-08T06:00:00"), run
     airflow.cli("backfill", "create", "--dag-id", DAG_ID, "--from-date", "2024-01-01", "--to-date", "2024-01-02")
-    runs = _wait_for_runs(airflow, 3)
+    # The metadata database restarted under a running Spark task (runbook "Airflow's metadata database
+    # restarted"). The scheduler retries a query for seconds at most: it logs the error and exits, once its
+    # LocalExecutor has let the running task finish, and is started again by its supervisor. The API server
+    # answers 500 meanwhile and reconnects; the task's supervisor retries its calls through that.
+    running = _wait_for_a_running_task(airflow)
+    metadata_db.restart(down=DB_DOWN_SECONDS)
+    runs, exits = _wait_for_runs(airflow, 3)
     assert sorted(kind for kind, _ in runs.values()) == ["backfill", "manual", "scheduled"], runs
     assert {state for _, state in runs.values()} == {"success"}, runs
+    # Every step ran and succeeded, the one that was running included: none skipped, none without its state.
+    tasks = _task_states(airflow)
+    assert running in tasks and set(tasks.values()) == {"success"} and len(tasks) == 2 * len(runs), tasks
+    assert len(exits) == 1, f"the scheduler exited {len(exits)} times (expected once, at the restart)"
+    assert exits[0].startswith("exit code 1\n") and SCHEDULER_DB_ERROR in exits[0], exits[0][-4000:]
+    assert "psycopg2.OperationalError" in exits[0], exits[0][-4000:]
+    assert airflow.procs["api-server"].poll() is None, _tail(airflow.log("api-server"))
 
     settings = use_home(monkeypatch, Path(airflow.env["LAKEHOUSE_HOME"]))
     silver = table(spark, settings, SILVER_SALES)

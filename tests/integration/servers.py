@@ -28,7 +28,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +75,12 @@ def _wait(
     pytest.fail(f"{what} did not become ready within {timeout:.0f} s:\n{_tail(log)}")
 
 
-@dataclass(frozen=True)
+@dataclass
 class Postgres:
     port: int
     base: Path  # data dir, socket and log live under it
+    command: list[str]  # the server in the foreground, as the unprivileged user when we are root
+    proc: subprocess.Popen | None = None
 
     def url(self, database: str) -> str:
         """SQLAlchemy URL. The driver is named: SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3."""
@@ -88,6 +90,30 @@ class Postgres:
         import psycopg2
 
         return psycopg2.connect(host=HOST, port=self.port, user=DB_USER, dbname=database, connect_timeout=5)
+
+    def start(self, timeout: float = 60) -> None:
+        """Start the server on its port and data directory (output appended to its log); wait until it accepts."""
+        log = self.base / "postgres.log"
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT, cwd="/")
+        _wait(lambda: _accepts_connections(self), timeout, "postgres", log, self.proc)
+
+    def stop(self) -> None:
+        """PostgreSQL's "fast" shutdown (SIGINT: open sessions are ended, no recovery needed), then harder."""
+        for sig, grace in ((signal.SIGINT, 30), (signal.SIGQUIT, 10), (signal.SIGKILL, 10)):
+            if self.proc is None or self.proc.poll() is not None:
+                return
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                continue
+
+    def restart(self, down: float) -> None:
+        """Stop the server as `pg_ctl restart -m fast` does, stay down `down` seconds, start it again."""
+        self.stop()
+        time.sleep(down)
+        self.start()
 
 
 def _as_server_user() -> list[str]:
@@ -125,19 +151,16 @@ def postgres(databases: Sequence[str] = ("mlflow",), timeout: float = 60) -> Ite
     if prefix:
         user = pwd.getpwnam(OS_USER)
         os.chown(base, user.pw_uid, user.pw_gid)
-    data, log, port = base / "data", base / "postgres.log", free_port()
-    proc: subprocess.Popen | None = None
+    data, port = base / "data", free_port()
+    # -F: no fsync (a throwaway cluster); -k: the socket in our own directory, not /var/run/postgresql.
+    server_cmd = [str(bin_dir / "postgres"), "-D", str(data), "-h", HOST, "-p", str(port), "-k", str(base), "-F"]
+    server = Postgres(port, base, [*prefix, *server_cmd])
     try:
         initdb = [str(bin_dir / "initdb"), "-D", str(data), "-U", DB_USER, "-A", "trust", "--no-sync"]
         done = subprocess.run([*prefix, *initdb, "-E", "UTF8", "--locale=C"], capture_output=True, text=True, cwd="/")
         if done.returncode != 0:
             pytest.fail(f"initdb failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-        # -F: no fsync (a throwaway cluster); -k: the socket in our own directory, not /var/run/postgresql.
-        server_cmd = [str(bin_dir / "postgres"), "-D", str(data), "-h", HOST, "-p", str(port), "-k", str(base), "-F"]
-        with log.open("wb") as out:
-            proc = subprocess.Popen([*prefix, *server_cmd], stdout=out, stderr=subprocess.STDOUT, cwd="/")
-        server = Postgres(port, base)
-        _wait(lambda: _accepts_connections(server), timeout, "postgres", log, proc)
+        server.start(timeout)
         conn = server.connect("postgres")
         try:
             conn.autocommit = True
@@ -148,16 +171,7 @@ def postgres(databases: Sequence[str] = ("mlflow",), timeout: float = 60) -> Ite
             conn.close()
         yield server
     finally:
-        if proc is not None:
-            # SIGINT is PostgreSQL's "fast" shutdown: open sessions are ended, no recovery needed.
-            for sig, grace in ((signal.SIGINT, 30), (signal.SIGQUIT, 10), (signal.SIGKILL, 10)):
-                if proc.poll() is not None:
-                    break
-                proc.send_signal(sig)
-                try:
-                    proc.wait(timeout=grace)
-                except subprocess.TimeoutExpired:
-                    continue
+        server.stop()
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -284,6 +298,26 @@ class Airflow:
     env: dict[str, str]  # the environment every `airflow` command of this instance needs
     url: str
     home: Path
+    workdir: Path  # where each component's log is: <workdir>/<component>.log
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)  # the components started, by name
+
+    def start(self, component: str, *args: str) -> None:
+        """`airflow <component> <args>` in the background, in its own process group, appending to its log.
+
+        Starting a component again (after it exited) is what a supervisor such as Kubernetes does.
+        """
+        with self.log(component).open("ab") as out:
+            self.procs[component] = subprocess.Popen(
+                [str(Path(sys.executable).with_name("airflow")), component, *args],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self.workdir,
+            )
+
+    def log(self, component: str) -> Path:
+        return self.workdir / f"{component}.log"
 
     def cli(self, *args: str, timeout: float = 300) -> str:
         """`airflow <args>` against this instance; fails the test with its output on a non-zero exit."""
@@ -344,33 +378,23 @@ def airflow(
         "AIRFLOW__API_AUTH__JWT_SECRET": os.urandom(16).hex(),
         **env,
     }
-    instance = Airflow(full_env, url, home)
+    instance = Airflow(full_env, url, home, workdir)
     instance.cli("db", "migrate")
     instance.cli("dags", "reserialize")
-    procs: list[subprocess.Popen] = []
     try:
-        for name, args in (("api-server", ["api-server", "--port", str(port)]), ("scheduler", ["scheduler"])):
-            with (workdir / f"{name}.log").open("wb") as out:
-                procs.append(
-                    subprocess.Popen(
-                        [str(Path(sys.executable).with_name("airflow")), *args],
-                        env=full_env,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                        cwd=workdir,
-                    )
-                )
+        instance.start("api-server", "--port", str(port))
+        instance.start("scheduler")
+        api_server = instance.procs["api-server"]
         _wait(
             lambda: _answers(f"{url}/api/v2/monitor/health"),
             timeout,
             "airflow api-server",
-            workdir / "api-server.log",
-            procs[0],
+            instance.log("api-server"),
+            api_server,
         )
         yield instance
     finally:
-        for proc in procs:
+        for proc in instance.procs.values():
             _stop_group(proc)
 
 
