@@ -22,23 +22,11 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from lakehouse.medallion.gold import with_competition, with_history, with_season
+from lakehouse.ml.model_inputs import OUTLET_ATTRIBUTES
 
 TRUE_TEXT, FALSE_TEXT = ("1", "true", "t", "yes", "y"), ("0", "false", "f", "no", "n")
 KEYS = ["outlet_id", "product_id", "sale_date"]
 FLAGS = {"on_deal": "is_on_deal", "featured": "is_featured", "on_display": "has_display"}
-OUTLET_NUMBERS = [
-    "income",
-    "share_age60",
-    "share_college",
-    "share_ethnic",
-    "share_large_households",
-    "share_working_women",
-    "share_house_value_150k",
-    "dist_discounter",
-    "discounter_volume_ratio",
-    "dist_competitors",
-    "competitor_volume_ratio",
-]
 WEEKLY_COLUMNS = [
     "outlet_id",
     "product_id",
@@ -56,7 +44,7 @@ FEATURE_COLUMNS = [
     *["unit_price", "log_price", "price_index", "competitor_price_mean", "competitor_price_min"],
     *["price_vs_competitors", "competitor_deal_share", "is_on_deal", "is_featured", "has_display"],
     *["units_lag_1", "units_lag_2", "units_lag_52", "units_mean_4w", "price_mean_4w"],
-    *["week_of_year", "month", "season_sin", "season_cos", *OUTLET_NUMBERS, "pack_size", "units", "units_next_week"],
+    *["week_of_year", "month", "season_sin", "season_cos", *OUTLET_ATTRIBUTES, "pack_size", "units", "units_next_week"],
 ]
 
 
@@ -78,7 +66,7 @@ def _flag(column: str, df: DataFrame) -> F.Column:
 
 def outlets(spark: SparkSession, path: Path | str) -> DataFrame:
     raw = _csv(spark, path)
-    numbers = [(_number(c) if c in raw.columns else F.lit(None).cast("double")).alias(c) for c in OUTLET_NUMBERS]
+    numbers = [(_number(c) if c in raw.columns else F.lit(None).cast("double")).alias(c) for c in OUTLET_ATTRIBUTES]
     return raw.select("outlet_id", "channel", "region", *numbers).dropDuplicates(["outlet_id"])
 
 
