@@ -10,7 +10,7 @@ as Python dicts, a fraction of that as Arrow), ranked by net lift, with an index
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING
@@ -127,6 +127,7 @@ class Snapshot:
     week: date
     ranked: pa.Table  # the week's recommendations with their outlet's channel, largest net lift first
     by_outlet: Mapping[str, np.ndarray]  # row numbers in `ranked` of each outlet, in rank order
+    reader: RowReader  # reads rows of `ranked` by number
     effects: list[dict]
     lift: list[dict]
     champion: Champion
@@ -183,14 +184,66 @@ def compact(table: pa.Table) -> pa.Table:
     return table
 
 
-def decoded(table: pa.Table) -> pa.Table:
-    """The table with its dictionary-encoded columns as their values' type again (before `to_pylist`, which
-    is several times slower on dictionary columns)."""
-    for i, column_field in enumerate(table.schema):
-        if pa.types.is_dictionary(column_field.type):
-            value_type = column_field.type.value_type
-            table = table.set_column(i, column_field.with_type(value_type), table.column(i).cast(value_type))
-    return table
+SMALL_DICTIONARY = 4096  # distinct values of a column kept as a Python list (a brand, an action, a channel)
+
+
+class RowReader:
+    """A few rows of a table at a time, by row number, as dicts: what `records(table.take(numbers))` gives of
+    the table before `compact`, for a fraction of its cost.
+
+    Each Arrow call costs about 10 us whatever its size, and taking, decoding and listing the rows made three
+    or four per column: an outlet's 20 rows of 26 columns took 0.86 ms, most of a request (bench/RESULTS.md).
+    Here the columns of numbers and of few distinct values are read with numpy indexing into arrays made
+    once per snapshot; only the others (long texts, dates, flags) take one Arrow call each. Doubles read NaN
+    as None, as the snapshot's tables hold none (`_without_nan`). Zoned timestamps are refused (`records`
+    converts them)."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.names = tuple(table.column_names)
+        self._columns = tuple(_column_reader(column) for column in table.columns)
+
+    def rows(self, numbers: np.ndarray) -> list[dict]:
+        columns = [read(numbers) for read in self._columns]
+        return [dict(zip(self.names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def _column_reader(column: pa.ChunkedArray) -> Callable[[np.ndarray], list]:
+    """How to read one column's values at some row numbers (see `RowReader`). Only the columns read with
+    numpy are made one array (a copy when in several chunks); the long texts stay as they are."""
+    kind = column.type
+    if pa.types.is_timestamp(kind) and kind.tz is not None:
+        raise ValueError(f"a zoned timestamp column ({kind}) is read with `records`, not a RowReader")
+    numeric = pa.types.is_floating(kind) or (pa.types.is_integer(kind) and column.null_count == 0)
+    if not (numeric or pa.types.is_dictionary(kind)):
+        return lambda numbers: column.take(numbers).to_pylist()
+    array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    if pa.types.is_dictionary(kind):
+        values, indices = array.dictionary, array.indices
+        codes = _without_nulls(indices, len(values))  # a null is the code one past the values
+        if pa.types.is_floating(values.type):
+            return _doubles(np.append(values.to_numpy(zero_copy_only=False), np.nan), codes)
+        if len(values) <= SMALL_DICTIONARY:
+            listed = [*values.to_pylist(), None]
+            return lambda numbers: [listed[code] for code in codes[numbers].tolist()]
+        return lambda numbers: values.take(indices.take(numbers)).to_pylist()
+    if pa.types.is_floating(kind):
+        return _doubles(_without_nulls(array, np.nan), None)
+    integers = array.to_numpy()
+    return lambda numbers: integers[numbers].tolist()
+
+
+def _without_nulls(array: pa.Array, fill: float) -> np.ndarray:
+    """The array's values as numpy, nulls as `fill`: Arrow's own buffer when it has no nulls (a copy of 2M
+    codes per column would add hundreds of MB to the snapshot)."""
+    return array.to_numpy() if array.null_count == 0 else pc.fill_null(array, fill).to_numpy()
+
+
+def _doubles(values: np.ndarray, codes: np.ndarray | None) -> Callable[[np.ndarray], list]:
+    def read(numbers: np.ndarray) -> list:
+        picked = values[numbers if codes is None else codes[numbers]].tolist()
+        return [None if value != value else value for value in picked]  # NaN is the only value unequal to itself
+
+    return read
 
 
 def outlet_index(ranked: pa.Table) -> dict[str, np.ndarray]:
@@ -221,7 +274,7 @@ def build_snapshot(
     a snapshot of the same week, whose ranking (and the listings filtered from it) the new one shares."""
     if isinstance(recommendations, Snapshot):
         kept = recommendations
-        ranked, by_outlet, selections = kept.ranked, kept.by_outlet, kept.selections
+        ranked, by_outlet, reader, selections = kept.ranked, kept.by_outlet, kept.reader, kept.selections
     else:
         # One table at a time, each step's input let go as its output is made (this frame's name included),
         # so building holds about two copies of the week at once, not one per step.
@@ -232,10 +285,12 @@ def build_snapshot(
         by_outlet = outlet_index(table)
         ranked, selections = compact(table), {}
         del table
+        reader = RowReader(ranked)
     return Snapshot(
         week=week,
         ranked=ranked,
         by_outlet=by_outlet,
+        reader=reader,
         effects=[] if effects is None else records(_without_nan(effects.sort_by(EFFECT_ORDER))),
         lift=[] if lift is None else records(_without_nan(lift.sort_by(LIFT_ORDER))),
         champion=champion,
@@ -261,14 +316,15 @@ def _with_channel(recommendations: pa.Table, channels: pa.Table | None) -> pa.Ta
 def outlet_rows(snapshot: Snapshot, outlet_id: str) -> list[dict] | None:
     """One outlet's recommendations, largest net lift first; None for an outlet the week does not have."""
     rows = snapshot.by_outlet.get(outlet_id)
-    return None if rows is None else records(decoded(snapshot.ranked.take(rows)))
+    return None if rows is None else snapshot.reader.rows(rows)
 
 
 @dataclass(frozen=True)
 class Ranked:
-    """A listing: the rows `numbers` of `table` (None: every row), in rank order, the first `num_rows` of them."""
+    """A listing: the rows `numbers` of the snapshot's ranking (None: every row), in rank order, the first
+    `num_rows` of them."""
 
-    table: pa.Table
+    reader: RowReader
     numbers: np.ndarray | None
     num_rows: int
 
@@ -277,18 +333,15 @@ def ranked_rows(snapshot: Snapshot, brand: str | None, channel: str | None, top:
     """The week's recommendations of a brand and channel (None: any), largest net lift first, at most `top`."""
     numbers = None if brand is None and channel is None else snapshot.selection(brand, channel)
     total = snapshot.ranked.num_rows if numbers is None else len(numbers)
-    return Ranked(snapshot.ranked, numbers, total if top is None else min(top, total))
+    return Ranked(snapshot.reader, numbers, total if top is None else min(top, total))
 
 
 def page(rows: Ranked, offset: int, limit: int) -> tuple[list[dict], int | None]:
     """Rows `offset` to `offset + limit` and the offset of the next page (None on the last)."""
     end = max(offset, min(offset + limit, rows.num_rows))
-    if rows.numbers is None:
-        chosen = rows.table.slice(offset, end - offset)
-    else:
-        chosen = rows.table.take(rows.numbers[offset:end])
+    numbers = np.arange(offset, end) if rows.numbers is None else rows.numbers[offset:end]
     following = offset + limit
-    return records(decoded(chosen)), following if following < rows.num_rows else None
+    return rows.reader.rows(numbers), following if following < rows.num_rows else None
 
 
 def lift_rows(snapshot: Snapshot, week: date | None) -> list[dict]:

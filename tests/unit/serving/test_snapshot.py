@@ -5,16 +5,21 @@ from __future__ import annotations
 import math
 from datetime import UTC, date, datetime
 
+import numpy as np
 import pyarrow as pa
+import pytest
 
+from lakehouse.io.delta_log import records
 from lakehouse.serving.metrics import Metrics
 from lakehouse.serving.schemas import Recommendation
 from lakehouse.serving.snapshot import (
     RECOMMENDATION_COLUMNS,
     Champion,
     Current,
+    RowReader,
     Versions,
     build_snapshot,
+    compact,
     lift_rows,
     outlet_rows,
     page,
@@ -112,3 +117,42 @@ def test_metrics_count_by_route_template_and_expose_the_snapshot():
     assert 'table="gold_lift"' not in text  # never written
     assert "lakehouse_serving_ready 1" in text and 'lakehouse_serving_snapshot_loads_total{outcome="swapped"} 1' in text
     assert "lakehouse_serving_ready 0" in Metrics().exposition(None)
+
+
+def test_the_row_reader_reads_what_arrow_reads_of_the_table_before_compacting():
+    # Every kind of column the snapshot holds, each with nulls: few and many distinct texts and doubles
+    # (compacted to dictionaries of a Python list, of numpy and of Arrow), plain doubles, long texts, dates,
+    # flags and integers.
+    rows = 4 * 5000
+    rng = np.random.default_rng(7)
+    many = [f"reason {i}" for i in range(5000)]
+
+    def with_nulls(values: list, every: int) -> list:
+        return [None if i % every == 0 else v for i, v in enumerate(values)]
+
+    table = pa.table(
+        {
+            "brand": with_nulls([f"B{i % 7}" for i in range(rows)], 11),
+            "reason": with_nulls([many[i % 5000] for i in range(rows)], 13),
+            "lift": pa.array(with_nulls([float(i % 900) / 8 for i in range(rows)], 17), pa.float64()),
+            "margin": pa.array(with_nulls(list(rng.normal(size=rows)), 19), pa.float64()),
+            "explanation": with_nulls([f"text {i}" for i in range(rows)], 23),
+            "week_start": with_nulls([date(2024, 3, 4 + i % 3) for i in range(rows)], 29),
+            "in_holdout": with_nulls([i % 3 == 0 for i in range(rows)], 31),
+            "rows": pa.array(range(rows), pa.int64()),
+        }
+    )
+    compacted = compact(table)
+    kinds = {f.name: str(f.type) for f in compacted.schema}
+    assert kinds["brand"].startswith("dictionary") and kinds["reason"].startswith("dictionary"), kinds
+    assert kinds["lift"].startswith("dictionary<values=double") and kinds["margin"] == "double", kinds
+    reader = RowReader(compacted)
+    for numbers in (np.array([0, 1, 11, 13, 19999]), rng.integers(0, rows, 100), np.arange(40, 140), np.arange(0)):
+        assert reader.rows(numbers) == records(table.take(numbers))
+
+
+def test_the_row_reader_reads_nan_as_null_and_refuses_zoned_timestamps():
+    table = pa.table({"x": pa.array([1.5, math.nan, None], pa.float64())})
+    assert RowReader(table).rows(np.arange(3)) == [{"x": 1.5}, {"x": None}, {"x": None}]
+    with pytest.raises(ValueError, match="zoned timestamp"):
+        RowReader(pa.table({"at": pa.array([datetime(2024, 3, 4, tzinfo=UTC)])}))
