@@ -96,6 +96,8 @@ def run_one(rows: int, workdir: Path) -> dict:
     build_gold(spark, settings, START, last)
     timings["gold"] = time.perf_counter() - start
 
+    # The platform's driver memory, read before DuckDB runs in this same process (VmHWM only grows).
+    python_peak = python_peak_rss_mb()
     # The peer after the platform, in the same (by then warmer) JVM: if anything, that flatters the peer.
     peer = medallion_peer.run(spark, raw, workdir / "peer", utc_now())
     duck = medallion_peer.duckdb_medallion(raw, workdir / "duckdb")
@@ -117,7 +119,7 @@ def run_one(rows: int, workdir: Path) -> dict:
         "bronze_silver_to_peer": round((timings["bronze"] + timings["silver"]) / peer["silver"], 2),
         "gold_to_peer": round(timings["gold"] / peer["gold"], 2),
         "duckdb_s": round(duck["silver"] + duck["gold"], 1),
-        "python_peak_rss_mb": python_peak_rss_mb(),
+        "python_peak_rss_mb": python_peak,
         "jvm_peak_heap_mb": round(jvm_peak_heap_mb(spark)),
         "jvm_peak_rss_mb": round(jvm_peak_rss_mb(spark)),
     }
