@@ -7,8 +7,9 @@ starts, a manual run, backfill runs) share the writers' pool instead of racing o
 the tables come out as the same weeks built in-process, and the pseudonymisation key, given only as
 the Airflow connection, reaches the jobs and no log, rendered field or command line. PostgreSQL restarts
 under a running Spark task: the scheduler exits with the error (or hangs, and the chart's liveness probe,
-run here as the kubelet would, restarts it) and, started again as Kubernetes would, completes every run with no step skipped (docs/runbooks/failures.md). This is the test of
-the production path (a spark-submit per task); tests/dags/test_dags.py runs the same DAGs in-process.
+run here as the kubelet would, restarts it) and, started again as Kubernetes would, completes every run
+with no step skipped (docs/runbooks/failures.md). This is the test of the production path (a spark-submit
+per task); tests/dags/test_dags.py runs the same DAGs in-process.
 That re-running a run changes nothing is the jobs' property, shown without a scheduler (test_dags
 re-runs the DAG in-process; the backfill again, four more spark-submits, took a third of this test's 760 s).
 """
