@@ -16,10 +16,7 @@ re-runs the DAG in-process; the backfill again, four more spark-submits, took a 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -182,13 +179,7 @@ def _kill_container(proc: subprocess.Popen) -> str:
     after the grace period. Returns the processes as they were (title, state, kernel wait), for the record."""
     ps = ["ps", "-o", "pid,ppid,stat,wchan:24,args", "--sid", str(proc.pid)]
     processes = subprocess.run(ps, capture_output=True, text=True).stdout
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=GRACE)
-    with contextlib.suppress(ProcessLookupError):  # the container's end takes what is left in it
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=GRACE)
+    servers.stop_group(proc, grace=GRACE)
     return processes
 
 

@@ -245,7 +245,7 @@ def mlflow_server(
             server.wait_until_ready()
         yield server
     finally:
-        _stop_group(proc)
+        stop_group(proc)
 
 
 @contextmanager
@@ -265,10 +265,10 @@ def s3_server(timeout: float = 30) -> Iterator[str]:
         _wait(lambda: _answers(f"{url}/moto-api/"), timeout, "moto_server", log, proc)
         yield url
     finally:
-        _stop_group(proc)
+        stop_group(proc)
 
 
-def _stop_group(proc: subprocess.Popen, grace: float = 20) -> None:
+def stop_group(proc: subprocess.Popen, grace: float = 20) -> None:
     """SIGTERM the process group (the CLI forwards it to its uvicorn worker), SIGKILL whatever lingers."""
     try:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -395,7 +395,7 @@ def airflow(
         yield instance
     finally:
         for proc in instance.procs.values():
-            _stop_group(proc)
+            stop_group(proc)
 
 
 @dataclass(frozen=True)
@@ -425,4 +425,4 @@ def lakehouse_server(workdir: Path, timeout: float = 120) -> Iterator[LakehouseS
         _wait(lambda: _answers(f"{url}/healthz"), timeout, "lakehouse serve", log, proc)
         yield LakehouseServer(url, log, proc)
     finally:
-        _stop_group(proc)
+        stop_group(proc)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pyspark
 
 from lakehouse.settings import REPO_ROOT
-from tests.integration.servers import HOST, _answers, _stop_group, _wait, free_port
+from tests.integration.servers import HOST, _answers, _wait, free_port, stop_group
 
 SPARK_HOME = Path(pyspark.__file__).parent
 
@@ -52,7 +52,7 @@ def _daemon(stack: ExitStack, log: Path, *args: str) -> subprocess.Popen:
     cmd = [str(SPARK_HOME / "bin" / "spark-class"), *args]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, env=_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    stack.callback(_stop_group, proc)
+    stack.callback(stop_group, proc)
     return proc
 
 
